@@ -1,0 +1,240 @@
+"""Search spaces: a base, a scope and a mutation rule, all as small tables.
+
+Mutation rule (seed 000, section 3.1): inside the scope every 3x3 conv of a ResNet block may take
+any kernel of `kernels` (default 3 or 5); every inverted-residual block of an MBConv net may take
+any (kernel, expansion) of `kernels` x `expansions` (default {3, 5, 7} x {3, 6}; seed 003, 2.2).
+Scope: the last 1 / 2 / 3 / all stages. Everything before the scope stays frozen.
+
+    ResNet-18  small / medium / large / full:  4 / 8 / 12 / 16 decisions  (Table 1: 2^4 ... 2^16)
+    ResNet-50                                  3 / 9 / 13 / 16 decisions  (one 3x3 per bottleneck)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Sequence
+
+from torch import nn
+
+from archft.errors import ConfigError
+from archft.models import BaseSpec, build_base, get_base
+from archft.remap import REMAP_MODES
+
+SCOPES = ("small", "medium", "large", "full")
+# Trailing stages in each scope; None = all stages.
+SCOPE_STAGES = {"small": 1, "medium": 2, "large": 3, "full": None}
+# ResNet mutation rule: block class -> (mutable 3x3 conv, the BatchNorm that follows it).
+RESNET_MUTABLE = {
+    "BasicBlock": (("conv1", "bn1"), ("conv2", "bn2")),
+    "Bottleneck": (("conv2", "bn2"),),
+}
+DEFAULT_KERNELS = {"resnet": (3, 5), "mbconv": (3, 5, 7)}
+DEFAULT_EXPANSIONS = (3, 6)
+
+
+def candidate_name(kernel: int, expand_ratio: int | None = None) -> str:
+    """"k5" for a conv, "k5_e6" for an MBConv block."""
+    return f"k{kernel}" if expand_ratio is None else f"k{kernel}_e{expand_ratio}"
+
+
+def parse_candidate(name: str) -> tuple[int, int | None]:
+    """Inverse of `candidate_name`: "k5_e6" -> (5, 6), "k5" -> (5, None)."""
+    parts = name.split("_")
+    kernel = int(parts[0][1:])
+    return kernel, (int(parts[1][1:]) if len(parts) > 1 else None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One mutable layer.
+
+    Attributes:
+        layer: module path of the mutable unit ("layer4.1.conv2" or "blocks.15").
+        candidates: candidate op names, see `candidate_name`.
+        norm: ResNet only: module path of the BatchNorm after the conv. Each candidate gets its
+            own copy (separate statistics per kernel size), merged into the candidate.
+        base: index of the candidate identical to the pretrained op, or None if no candidate is.
+    """
+
+    layer: str
+    candidates: tuple[str, ...]
+    norm: str | None = None
+    base: int | None = None
+
+
+def _check_sizes(values: Sequence[int], what: str, odd: bool) -> tuple[int, ...]:
+    values = tuple(values)
+    bad = [v for v in values if not isinstance(v, int) or v < 1 or (odd and v % 2 == 0)]
+    if not values or bad or len(set(values)) != len(values):
+        rule = "distinct odd integers such as 3,5,7" if odd else "distinct positive integers"
+        raise ConfigError(f"{what} must be {rule}, got {','.join(map(str, values)) or 'nothing'}")
+    return values
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A scoped search space over a pretrained base. Build with `SearchSpace.from_base`.
+
+    Attributes:
+        base: registered base name.
+        scope: one of `SCOPES`.
+        kernels: candidate kernel sizes.
+        expansions: candidate expansions (MBConv bases), else None.
+        weights: where the pretrained weights come from ("imagenet", "none" or a path).
+        num_classes: classifier outputs.
+        remap: initialisation of new kernels, "center" (function-preserving) or "random".
+        decisions: the mutable layers, input to output.
+        trainable: module paths fine-tuned (scope blocks and the base's tail); all else frozen.
+    """
+
+    base: str
+    scope: str
+    kernels: tuple[int, ...]
+    expansions: tuple[int, ...] | None
+    weights: str
+    num_classes: int
+    remap: str
+    decisions: tuple[Decision, ...] = field(repr=False)
+    trainable: tuple[str, ...] = field(repr=False)
+
+    @classmethod
+    def from_base(cls, base: str, scope: str = "small", kernels: Sequence[int] | None = None,
+                  expansions: Sequence[int] | None = None, weights: str = "imagenet",
+                  num_classes: int = 10, remap: str = "center") -> "SearchSpace":
+        """Applies the mutation rule to the scoped blocks of `base`.
+
+        Args:
+            base: registered base name.
+            scope: "small", "medium", "large" or "full".
+            kernels: candidate kernels (odd); default (3, 5) for ResNets, (3, 5, 7) for MBConv.
+            expansions: MBConv candidate expansions, default (3, 6); must be None for ResNets.
+            weights: "imagenet", "none" or a state-dict path (see `archft.models.build_base`).
+            num_classes: classifier outputs.
+            remap: "center" or "random".
+
+        Returns:
+            The space.
+
+        Raises:
+            ConfigError: unknown base, scope or remap mode, or bad kernels/expansions.
+        """
+        spec = get_base(base)
+        if scope not in SCOPE_STAGES:
+            raise ConfigError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
+        if remap not in REMAP_MODES:
+            raise ConfigError(f"unknown remap {remap!r}; choose one of {', '.join(REMAP_MODES)}")
+        kernels = _check_sizes(kernels or DEFAULT_KERNELS[spec.family], "kernels", odd=True)
+        if spec.family == "resnet":
+            if expansions:
+                raise ConfigError(f"{base} has no expansion ratios to search; drop --expansions")
+            expansions = None
+        else:
+            expansions = _check_sizes(expansions or DEFAULT_EXPANSIONS, "expansions", odd=False)
+        n = SCOPE_STAGES[scope] or len(spec.stages)
+        blocks = tuple(b for stage in spec.stages[-n:] for b in stage)
+        skeleton = spec.construct()
+        rule = _resnet_decisions if spec.family == "resnet" else _mbconv_decisions
+        decisions = tuple(d for b in blocks for d in rule(skeleton, b, kernels, expansions))
+        return cls(base, scope, kernels, expansions, str(weights), num_classes, remap, decisions,
+                   blocks + spec.tail)
+
+    # -- properties -----------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> BaseSpec:
+        return get_base(self.base)
+
+    @property
+    def num_decisions(self) -> int:
+        return len(self.decisions)
+
+    @cached_property
+    def num_subnets(self) -> int:
+        return math.prod(len(d.candidates) for d in self.decisions)
+
+    @property
+    def base_architecture(self) -> list[int] | None:
+        """Candidate indices reproducing the unmodified base, or None if it is not in the space."""
+        if any(d.base is None for d in self.decisions):
+            return None
+        return [d.base for d in self.decisions]
+
+    def validate(self, arch: Sequence[int]) -> list[int]:
+        """Checks one candidate index per decision and returns them as a list of ints.
+
+        Raises:
+            ValueError: wrong length or an index out of range.
+        """
+        arch = [int(a) for a in arch]
+        if len(arch) != self.num_decisions:
+            raise ValueError(f"architecture has {len(arch)} choices, the space has "
+                             f"{self.num_decisions} decisions")
+        for a, d in zip(arch, self.decisions):
+            if not 0 <= a < len(d.candidates):
+                raise ValueError(f"choice {a} out of range for {d.layer} "
+                                 f"({len(d.candidates)} candidates)")
+        return arch
+
+    def describe(self, arch: Sequence[int]) -> list[str]:
+        """Candidate names of an architecture."""
+        return [d.candidates[a] for a, d in zip(self.validate(arch), self.decisions)]
+
+    def summary(self) -> dict:
+        """A JSON-ready description, as printed by `archft space --json`."""
+        return {
+            "base": self.base, "scope": self.scope, "kernels": list(self.kernels),
+            "expansions": list(self.expansions) if self.expansions else None,
+            "weights": self.weights, "num_classes": self.num_classes, "remap": self.remap,
+            "num_decisions": self.num_decisions, "num_subnets": self.num_subnets,
+            "log2_subnets": round(math.log2(self.num_subnets), 3),
+            "decisions": [{"layer": d.layer, "candidates": list(d.candidates),
+                           "base": d.candidates[d.base] if d.base is not None else None}
+                          for d in self.decisions],
+            "trainable": list(self.trainable),
+            "preprocessing": self.spec.preprocessing.to_dict(),
+        }
+
+    # -- builders -------------------------------------------------------------------------------
+
+    def build_base(self) -> nn.Module:
+        """The unmodified base with its weights and head, frozen outside the scope (the vanilla
+        last-k fine-tuning model)."""
+        from archft.supernet import freeze_outside
+
+        return freeze_outside(build_base(self.base, self.weights, self.num_classes),
+                              self.trainable)
+
+    def build_supernet(self):
+        """The weight-sharing supernet (`archft.supernet.Supernet`), remapped from the base."""
+        from archft.supernet import Supernet
+
+        return Supernet(self)
+
+    def build_subnet(self, arch: Sequence[int]) -> nn.Module:
+        """One architecture as a plain module, remapped from the base (no supernet built)."""
+        from archft.supernet import build_subnet
+
+        return build_subnet(self, arch)
+
+
+def _resnet_decisions(skeleton: nn.Module, block: str, kernels, _expansions):
+    mod = skeleton.get_submodule(block)
+    for conv, norm in RESNET_MUTABLE[type(mod).__name__]:
+        k0 = getattr(mod, conv).kernel_size[0]
+        assert k0 == 3, f"mutation rule expects a 3x3 conv at {block}.{conv}"
+        yield Decision(f"{block}.{conv}", tuple(candidate_name(k) for k in kernels),
+                       f"{block}.{norm}", kernels.index(k0) if k0 in kernels else None)
+
+
+def _mbconv_decisions(skeleton: nn.Module, block: str, kernels, expansions):
+    from archft.mbconv import MBConv, mbconv_from_torchvision
+
+    mod = skeleton.get_submodule(block)
+    mod = mod if isinstance(mod, MBConv) else mbconv_from_torchvision(mod)
+    # A block without an expansion conv (expansion 1) has nothing to remap a width from.
+    exps = (1,) if mod.expand_ratio == 1 else expansions
+    cands = tuple(candidate_name(k, e) for k in kernels for e in exps)
+    own = candidate_name(mod.kernel, mod.expand_ratio)
+    yield Decision(block, cands, None, cands.index(own) if own in cands else None)
