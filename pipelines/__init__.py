@@ -1,0 +1,1 @@
+"""ZenML pipelines: wiring of the steps in `steps/` only (issue 5)."""

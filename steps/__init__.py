@@ -1,0 +1,1 @@
+"""ZenML steps, one per file, each a thin wrapper over one `archft` function (issue 5)."""
