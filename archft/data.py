@@ -259,7 +259,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Reads CIFAR-10's python batches without executing anything: only numpy's array
     reconstruction may be referenced, everything else is refused."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
     def find_class(self, module, name):

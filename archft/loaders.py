@@ -54,7 +54,8 @@ class BatchTransform:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_crop(x: torch.Tensor, pad: int,
+                generator: torch.Generator | None = None) -> torch.Tensor:
     """Per-image random crop of zero-padded images, as one gather (no Python loop over images)."""
     b, c, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))

@@ -185,7 +185,8 @@ register_base(BaseSpec(
 register_base(BaseSpec(
     "mobilenet_v2", "mbconv", torchvision.models.mobilenet_v2,
     _flat_stages("features", 1, (1, 2, 3, 4, 3, 3, 1)), "classifier.1",
-    ("features.18", "classifier"), _TV, _torchvision_imagenet("MobileNet_V2_Weights.IMAGENET1K_V1")))
+    ("features.18", "classifier"), _TV,
+    _torchvision_imagenet("MobileNet_V2_Weights.IMAGENET1K_V1")))
 # mean = std = 0.5 is what the TF Lite0 checkpoints were trained with (chelsea -> 285/282/281).
 register_base(BaseSpec(
     "efficientnet_lite0", "mbconv", EfficientNetLite0,

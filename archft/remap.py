@@ -27,7 +27,7 @@ REMAP_MODES = ("center", "random")
 
 
 def remap_kernel(weight: torch.Tensor, kernel: int) -> torch.Tensor:
-    """Centre-pads (zeros) or centre-crops a conv weight (O, I, k0, k0) to (O, I, kernel, kernel)."""
+    """Centre-pads (zeros) or centre-crops a conv weight (O, I, k0, k0) to kernel x kernel."""
     k0 = weight.shape[-1]
     if kernel == k0:
         return weight.clone()

@@ -15,6 +15,7 @@ as a torchvision ResNet whose mutated convs are 5x5, an MBConv net with `MBConv`
 from __future__ import annotations
 
 import copy
+import zlib
 from collections import OrderedDict
 from typing import Iterator, Sequence
 
@@ -82,7 +83,8 @@ def _candidate(net: nn.Module, decision: Decision, index: int, mode: str) -> nn.
     """Builds candidate `index` of `decision` from the pretrained op in `net`."""
     kernel, expand = parse_candidate(decision.candidates[index])
     # Per-candidate generator: the "random" ablation is reproducible whatever else ran before.
-    g = torch.Generator().manual_seed(hash((decision.layer, index)) % 2**31)
+    # (crc32, not hash(): str hashes are salted per process.)
+    g = torch.Generator().manual_seed(zlib.crc32(f"{decision.layer}:{index}".encode()))
     if decision.norm is not None:
         conv = net.get_submodule(decision.layer)
         bn = net.get_submodule(decision.norm)

@@ -64,12 +64,14 @@ def test_identical_images_never_straddle_carved_splits(tmp_path):
         (root / "b" / f"copy_{i}.png").write_bytes((root / "b" / f"b_{i}.png").read_bytes())
     ds = load_dataset(DataConfig(f"imagefolder:{root}", image_size=16, seed=3))
     h = _split_hashes(ds)
-    assert not (h["train"] & h["test"]) and not (h["train"] & h["val"]) and not (h["val"] & h["test"])
+    for a, b in [("train", "test"), ("train", "val"), ("val", "test")]:
+        assert not h[a] & h[b]
 
 
 @pytest.mark.parametrize("break_it,match", [
     (lambda r: (r / "rose" / "rose_3.png").write_bytes(
-        (r / "rose" / "rose_3.png").read_bytes()[:200]), r"corrupt or unreadable image .*rose_3\.png"),
+        (r / "rose" / "rose_3.png").read_bytes()[:200]),
+     r"corrupt or unreadable image .*rose_3\.png"),
     (lambda r: (r / "rose" / "notes.txt").write_text("hello"), r"not an image file: .*notes\.txt"),
     (lambda r: (r / "lily").mkdir(), r"empty class folder: .*lily"),
     (lambda r: (r / "labels.csv").write_text("x"), r"unexpected file .*labels\.csv"),
@@ -90,6 +92,8 @@ def test_hidden_files_are_ignored(imagefolder):
 def test_bad_sources():
     with pytest.raises(ConfigError, match="unknown dataset"):
         load_dataset(DataConfig("mnist"))
+    with pytest.raises(ConfigError, match="digits dataset takes no path"):
+        load_dataset(DataConfig("digits:/tmp"))
     with pytest.raises(ConfigError, match="needs a path"):
         load_dataset(DataConfig("imagefolder"))
     with pytest.raises(DataError, match="image folder not found"):

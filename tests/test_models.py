@@ -1,8 +1,4 @@
 import os
-import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +6,13 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from archft.errors import ConfigError, WeightsError
-from archft.models import (BaseSpec, build_base, get_base, list_bases, register_base,
-                           remap_lite0_keys)
+from archft.models import (
+    build_base,
+    get_base,
+    list_bases,
+    register_base,
+    remap_lite0_keys,
+)
 
 BASES = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_lite0"]
 

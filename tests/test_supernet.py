@@ -1,6 +1,8 @@
 """Supernet behaviour over every registered base and scope (timm test_models style)."""
 
 import copy
+import subprocess
+import sys
 
 import onnxruntime as ort
 import pytest
@@ -185,12 +187,17 @@ def test_random_remap_is_an_ablation():
     center = SearchSpace.from_base("resnet18", "small", weights="none").build_supernet()
     rand = SearchSpace.from_base("resnet18", "small", weights="none", remap="random")
     rand_net = rand.build_supernet()
-    c5, r5 = center.choices[0].candidates[1].conv.weight, rand_net.choices[0].candidates[1].conv.weight
-    c3, r3 = center.choices[0].candidates[0].conv.weight, rand_net.choices[0].candidates[0].conv.weight
+    c3, c5 = (c.conv.weight for c in center.choices[0].candidates)
+    r3, r5 = (c.conv.weight for c in rand_net.choices[0].candidates)
     assert torch.equal(c3, r3)  # the base kernel is still the pretrained one
     assert r5[..., 0, 0].abs().sum() > 0 and not torch.equal(c5, r5)
-    # Reproducible: the same ablation twice gives the same init.
+    # Reproducible: the same ablation twice gives the same init, in another process too.
     assert torch.equal(r5, rand.build_supernet().choices[0].candidates[1].conv.weight)
+    code = ("from archft.space import SearchSpace; s = SearchSpace.from_base('resnet18', 'small', "
+            "weights='none', remap='random').build_supernet(); "
+            "print(float(s.choices[0].candidates[1].conv.weight.sum()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) == float(r5.sum())
 
 
 def test_materialize_copies_only_chosen_ops(spaces):
