@@ -29,6 +29,8 @@ def _cmd_space(args: argparse.Namespace) -> int:
     space = SearchSpace.from_base(args.base, args.scope, args.kernels, args.expansions,
                                   weights=args.weights, num_classes=args.num_classes)
     summary = space.summary()
+    if args.image_size:
+        summary["inert_kernel_decisions"] = space.inert_kernels(args.image_size)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -38,14 +40,18 @@ def _cmd_space(args: argparse.Namespace) -> int:
     for d in summary["decisions"]:
         print(f"  {d['layer']:<{width}}  {' | '.join(d['candidates'])}   (base: {d['base']})")
     print(f"trainable: {', '.join(space.trainable)}")
+    for d in summary.get("inert_kernel_decisions", []):
+        print(f"note: at {args.image_size} px {d['layer']} sees "
+              f"{'x'.join(map(str, d['input']))} maps, so these compute the same function: "
+              + "; ".join(" = ".join(g) for g in d["equivalent"]))
     return 0
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from archft.data import SPLITS, DataConfig, load_dataset
+    from archft.data import SPLITS, load_dataset
     from archft.io import atomic_write_json
 
-    ds = load_dataset(DataConfig(args.dataset, args.image_size, args.seed, download=args.download))
+    ds = load_dataset(_data_config(args))
     counts = ds.counts()
     summary = {"dataset": ds.name, "classes": ds.classes, "fingerprint": ds.fingerprint(),
                "images": {s: sum(counts[s].values()) for s in SPLITS}, "per_class": counts,
@@ -58,6 +64,106 @@ def _cmd_data(args: argparse.Namespace) -> int:
         n = summary["images"]
         print(f"{ds.name}: {len(ds.classes)} classes, train {n['train']} / val {n['val']} / "
               f"test {n['test']} images, fingerprint {summary['fingerprint'][:16]}")
+    return 0
+
+
+def _data_config(args: argparse.Namespace):
+    from archft.data import DataConfig
+
+    return DataConfig(args.dataset, args.image_size, args.data_seed, download=args.download)
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits", help="digits, cifar10:ROOT or imagefolder:PATH")
+    p.add_argument("--image-size", type=int, default=32, help="model input side (default 32)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the train/val/test split")
+    p.add_argument("--download", action="store_true", help="download CIFAR-10 if missing")
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on a terminal)")
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from archft.data import load_dataset
+    from archft.earlystop import EarlyStopConfig
+    from archft.search import SearchConfig, run_search
+    from archft.space import SearchSpace
+
+    data = _data_config(args)
+    dataset = load_dataset(data)
+    space = SearchSpace.from_base(args.base, args.scope, args.kernels, args.expansions,
+                                  weights=args.weights, num_classes=len(dataset.classes),
+                                  remap=args.remap)
+    early = EarlyStopConfig(enabled=not args.no_early_stop, tau=args.tau, window=args.window,
+                            eps=args.eps)
+    config = SearchConfig(strategy=args.strategy, budget=args.budget, batch_size=args.batch_size,
+                          lr=args.lr, controller_lr=args.controller_lr,
+                          controller_steps=args.controller_steps, early_stop=early,
+                          checkpoint_every=args.checkpoint_every, seed=args.seed,
+                          device=args.device, amp=not args.no_amp, progress=args.progress)
+    try:
+        s = run_search(space, dataset, data, config, args.out, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"archft: interrupted; continue with the same command and --resume "
+              f"(checkpoint in {args.out})", file=sys.stderr)
+        return 130
+    stop = (f"early-stopped at step {s['stop_step']} of {s['budget']} "
+            f"({100 * s['cost_saved']:.1f}% of the search saved)" if s["stopped_early"]
+            else f"ran its full budget of {s['budget']} steps")
+    print(f"{s['strategy']} search {stop}; architecture {' '.join(s['architecture'])}, "
+          f"supernet val accuracy {100 * s['val_accuracy']:.2f}%; outputs in {args.out}")
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from archft.architecture import Architecture
+    from archft.data import load_dataset
+    from archft.finetune import FinetuneConfig, run_finetune
+
+    data = _data_config(args)
+    dataset = load_dataset(data)
+    arch = Architecture.load(args.architecture)
+    config = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                            init=args.init, vanilla=args.vanilla, eval_every=args.eval_every,
+                            seed=args.seed, device=args.device, amp=not args.no_amp,
+                            progress=args.progress)
+    m = run_finetune(arch, dataset, data, config, args.out,
+                     search_dir=Path(args.architecture).parent)
+    print(f"{m['kind']} fine-tuning of {' '.join(m['architecture'])}: val "
+          f"{100 * m['val_accuracy']:.2f}%, test {100 * m['test_accuracy']:.2f}% after "
+          f"{m['steps']} steps; model in {args.out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from archft.data import load_dataset
+    from archft.export import run_export
+
+    data = _data_config(args)
+    r = run_export(args.model, load_dataset(data), data, args.out)
+    lat = r["latency"]
+    print(f"model.onnx: test accuracy {100 * r['onnx_accuracy']:.2f}% (torch "
+          f"{100 * r['torch_accuracy']:.2f}%), top-1 agreement {100 * r['top1_agreement']:.2f}%, "
+          f"max logit difference {r['max_logit_difference']:.2e}; batch 1: onnxruntime "
+          f"{lat['onnxruntime_batch1_ms']:.2f} ms vs torch {lat['torch_batch1_ms']:.2f} ms; "
+          f"outputs in {args.out}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from archft.compare import compare, render, write
+
+    result = compare(args.model_a, args.model_b, args.target,
+                     "val_accuracy" if args.val else "test_accuracy")
+    print(render(result), end="")
+    write(result, args.out)
     return 0
 
 
@@ -77,17 +183,70 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MBConv candidate expansions, e.g. 3,6")
     p.add_argument("--weights", default="imagenet", help="imagenet, none or a state-dict path")
     p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--image-size", type=int, default=None,
+                   help="also report decisions whose kernels are equivalent at this input size")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_space)
 
     p = sub.add_parser("data", help="load, split and summarise a dataset")
-    p.add_argument("--dataset", default="digits", help="digits, cifar10:ROOT or imagefolder:PATH")
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--download", action="store_true", help="download CIFAR-10 if missing")
+    _add_data_args(p)
     p.add_argument("--manifest", help="write the manifest (JSON) here")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("search", help="stage 1: search an architecture in a scoped space")
+    p.add_argument("--base", default="efficientnet_lite0")
+    p.add_argument("--weights", default="imagenet", help="imagenet, none or a state-dict path")
+    p.add_argument("--scope", default="small", help="small, medium, large or full")
+    p.add_argument("--kernels", type=_ints, default=None, help="candidate kernels, e.g. 3,5")
+    p.add_argument("--expansions", type=_ints, default=None, help="MBConv expansions, e.g. 3,6")
+    p.add_argument("--remap", default="center", help="center (default) or random")
+    p.add_argument("--strategy", default="reinforce", help="reinforce, random or darts")
+    p.add_argument("--budget", type=int, default=200, help="supernet training steps")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.05, help="supernet SGD learning rate")
+    p.add_argument("--controller-lr", type=float, default=3.5e-4)
+    p.add_argument("--controller-steps", type=int, default=5,
+                   help="controller updates per supernet step")
+    p.add_argument("--no-early-stop", action="store_true", help="always run the full budget")
+    p.add_argument("--tau", type=float, default=0.9, help="early stop: settled probability")
+    p.add_argument("--window", type=int, default=50, help="early stop: window in updates")
+    p.add_argument("--eps", type=float, default=0.005, help="early stop: reward plateau")
+    p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--resume", action="store_true", help="continue the search in --out")
+    p.add_argument("--out", required=True, help="output directory")
+    _add_data_args(p)
+    _add_run_args(p)
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("finetune", help="stage 2: fine-tune an architecture (or the vanilla base)")
+    p.add_argument("--architecture", required=True, help="architecture.json of a search")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--init", default="pretrained", help="pretrained (default) or supernet")
+    p.add_argument("--vanilla", action="store_true",
+                   help="fine-tune the unmodified base with the same scope (the baseline)")
+    p.add_argument("--eval-every", type=int, default=25)
+    p.add_argument("--out", required=True, help="model directory")
+    _add_data_args(p)
+    _add_run_args(p)
+    p.set_defaults(func=_cmd_finetune)
+
+    p = sub.add_parser("export", help="export a model to ONNX and evaluate it in onnxruntime")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--out", required=True, help="output directory")
+    _add_data_args(p)
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("compare", help="compare two fine-tuned models")
+    p.add_argument("model_a", help="model directory (e.g. two-stage)")
+    p.add_argument("model_b", help="model directory (e.g. vanilla)")
+    p.add_argument("--target", type=float, default=None,
+                   help="target accuracy in 0..1 (default: the lower final accuracy)")
+    p.add_argument("--val", action="store_true", help="compare validation, not test, curves")
+    p.add_argument("--out", default=".", help="where compare.json and compare.md go")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

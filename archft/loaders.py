@@ -9,12 +9,14 @@ decoded by DataLoader workers and go through the same device-side transform.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import count
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from archft.data import Dataset
+from archft.rng import generator
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class DeviceLoader:
         self.images = images.to(self.device, non_blocking=True)
         self.labels = labels.to(self.device, non_blocking=True)
         self.transform, self.batch_size = transform, batch_size
-        self.shuffle, self.drop_last = shuffle, drop_last
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def __len__(self) -> int:
@@ -104,12 +106,26 @@ class DeviceLoader:
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield self.transform(self.images[idx], self.generator), self.labels[idx]
 
-    def state_dict(self) -> dict:
-        """Generator state, so a resumed run draws the same batches."""
-        return {"generator": self.generator.get_state()}
+    def stream(self, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless training batches from global step `start_step` on.
 
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        Batch s is a pure function of (seed, s): epoch e = s // len(self) uses permutation
+        derive_seed(seed, "perm", e), and augmentation uses derive_seed(seed, "aug", s). A run
+        resumed at step s therefore sees exactly the batches an uninterrupted run sees.
+        """
+        per_epoch, epoch, perm = len(self), -1, None
+        if per_epoch == 0:
+            raise ValueError(f"split has {len(self.labels)} images, fewer than one batch of "
+                             f"{self.batch_size}")
+        for step in count(start_step):
+            e, i = divmod(step, per_epoch)
+            if e != epoch:
+                epoch = e
+                perm = torch.randperm(len(self.labels), device=self.device,
+                                      generator=generator(self.device, self.seed, "perm", e))
+            idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
+            g = generator(self.device, self.seed, "aug", step)
+            yield self.transform(self.images[idx], g), self.labels[idx]
 
 
 class _Files(torch.utils.data.Dataset):
@@ -123,6 +139,20 @@ class _Files(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         return self.decode(self.paths[i]), self.labels[i]
+
+
+class _StepBatches(torch.utils.data.Sampler):
+    """Endless batch indices from `start_step` on, with DeviceLoader.stream's permutations."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_step: int):
+        self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start_step
+
+    def __iter__(self):
+        per_epoch = self.n // self.batch_size
+        for step in count(self.start):
+            e, i = divmod(step, per_epoch)
+            perm = torch.randperm(self.n, generator=generator("cpu", self.seed, "perm", e))
+            yield perm[i * self.batch_size:(i + 1) * self.batch_size].tolist()
 
 
 class StreamingLoader:
@@ -144,7 +174,8 @@ class StreamingLoader:
                  device: torch.device | str = "cpu", shuffle: bool = False,
                  drop_last: bool = False, seed: int = 0, workers: int = 2):
         self.device = torch.device(device)
-        self.transform = transform
+        self.transform, self.seed, self.workers = transform, seed, workers
+        self.files, self.batch_size = _Files(dataset, split), batch_size
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.loader = torch.utils.data.DataLoader(
             _Files(dataset, split), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
@@ -158,6 +189,17 @@ class StreamingLoader:
         for x, y in self.loader:
             x = x.to(self.device, non_blocking=True)
             yield self.transform(x, self.generator), y.to(self.device, non_blocking=True)
+
+    def stream(self, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless training batches from `start_step` on; see `DeviceLoader.stream`."""
+        loader = torch.utils.data.DataLoader(
+            self.files, batch_sampler=_StepBatches(len(self.files), self.batch_size, self.seed,
+                                                   start_step),
+            num_workers=self.workers, pin_memory=self.device.type == "cuda")
+        for step, (x, y) in enumerate(loader, start_step):
+            x = x.to(self.device, non_blocking=True)
+            g = generator(self.device, self.seed, "aug", step)
+            yield self.transform(x, g), y.to(self.device, non_blocking=True)
 
 
 def make_loader(dataset: Dataset, split: str, transform: BatchTransform, batch_size: int,

@@ -12,10 +12,11 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 from urllib.parse import urlparse
 
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
@@ -53,6 +54,9 @@ class BaseSpec:
         classifier: module path of the final nn.Linear.
         tail: module paths after the last stage (head convs, classifier); they are fine-tuned
             in every scope, like the classifier of last-k fine-tuning.
+        steps: the model's forward as an ordered sequence of module paths (and the markers
+            "@pool", "@flatten"), at block granularity, so that a net can be run up to its
+            scope and from its scope (see `run_steps`).
         preprocessing: input size, mean and std of the pretrained weights.
         imagenet: returns (state dict in this module's key names, where it came from).
     """
@@ -63,6 +67,7 @@ class BaseSpec:
     stages: tuple[tuple[str, ...], ...]
     classifier: str
     tail: tuple[str, ...]
+    steps: tuple[str, ...]
     preprocessing: Preprocessing
     imagenet: Callable[[], tuple[dict[str, torch.Tensor], str]]
 
@@ -176,22 +181,57 @@ def _flat_stages(prefix: str, start: int, depths: tuple[int, ...]) -> tuple[tupl
 
 _TV = Preprocessing(224, IMAGENET_MEAN, IMAGENET_STD)
 
+
+def _flat(stages: tuple[tuple[str, ...], ...]) -> tuple[str, ...]:
+    return tuple(b for stage in stages for b in stage)
+
+
+_R18, _R50 = _resnet_stages((2, 2, 2, 2)), _resnet_stages((3, 4, 6, 3))
+_MV2 = _flat_stages("features", 1, (1, 2, 3, 4, 3, 3, 1))
+_LITE0 = _flat_stages("blocks", 0, tuple(s[-1] for s in LITE0_STAGES))
+_RESNET_STEPS = ("conv1", "bn1", "relu", "maxpool"), ("avgpool", "@flatten", "fc")
+
 register_base(BaseSpec(
-    "resnet18", "resnet", torchvision.models.resnet18, _resnet_stages((2, 2, 2, 2)), "fc", ("fc",),
+    "resnet18", "resnet", torchvision.models.resnet18, _R18, "fc", ("fc",),
+    _RESNET_STEPS[0] + _flat(_R18) + _RESNET_STEPS[1],
     _TV, _torchvision_imagenet("ResNet18_Weights.IMAGENET1K_V1")))
 register_base(BaseSpec(
-    "resnet50", "resnet", torchvision.models.resnet50, _resnet_stages((3, 4, 6, 3)), "fc", ("fc",),
+    "resnet50", "resnet", torchvision.models.resnet50, _R50, "fc", ("fc",),
+    _RESNET_STEPS[0] + _flat(_R50) + _RESNET_STEPS[1],
     _TV, _torchvision_imagenet("ResNet50_Weights.IMAGENET1K_V2")))
 register_base(BaseSpec(
-    "mobilenet_v2", "mbconv", torchvision.models.mobilenet_v2,
-    _flat_stages("features", 1, (1, 2, 3, 4, 3, 3, 1)), "classifier.1",
-    ("features.18", "classifier"), _TV,
-    _torchvision_imagenet("MobileNet_V2_Weights.IMAGENET1K_V1")))
+    "mobilenet_v2", "mbconv", torchvision.models.mobilenet_v2, _MV2, "classifier.1",
+    ("features.18", "classifier"),
+    ("features.0",) + _flat(_MV2) + ("features.18", "@pool", "@flatten", "classifier"),
+    _TV, _torchvision_imagenet("MobileNet_V2_Weights.IMAGENET1K_V1")))
 # mean = std = 0.5 is what the TF Lite0 checkpoints were trained with (chelsea -> 285/282/281).
 register_base(BaseSpec(
-    "efficientnet_lite0", "mbconv", EfficientNetLite0,
-    _flat_stages("blocks", 0, tuple(s[-1] for s in LITE0_STAGES)), "classifier",
-    ("head", "classifier"), Preprocessing(224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), _lite0_imagenet))
+    "efficientnet_lite0", "mbconv", EfficientNetLite0, _LITE0, "classifier",
+    ("head", "classifier"),
+    ("stem",) + _flat(_LITE0) + ("head", "pool", "@flatten", "dropout", "classifier"),
+    Preprocessing(224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), _lite0_imagenet))
+
+
+def run_steps(model: nn.Module, steps: Sequence[str], x: torch.Tensor) -> torch.Tensor:
+    """Runs a slice of a base's `steps` on `x` (the whole tuple reproduces `model(x)`)."""
+    for step in steps:
+        if step == "@flatten":
+            x = torch.flatten(x, 1)
+        elif step == "@pool":
+            x = F.adaptive_avg_pool2d(x, 1)
+        else:
+            x = model.get_submodule(step)(x)
+    return x
+
+
+def scope_start(spec: BaseSpec, trainable: Sequence[str]) -> int:
+    """Index of the first step that is (inside) a trainable module: everything before it is
+    frozen, so its output for a given input never changes during training."""
+    for i, step in enumerate(spec.steps):
+        if any(step == t or step.startswith(t + ".") or t.startswith(step + ".")
+               for t in trainable):
+            return i
+    return len(spec.steps)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -181,6 +181,49 @@ class SearchSpace:
         """Candidate names of an architecture."""
         return [d.candidates[a] for a, d in zip(self.validate(arch), self.decisions)]
 
+    def inert_kernels(self, image_size: int) -> list[dict]:
+        """Decisions whose kernel candidates cannot differ at this input size.
+
+        A kxk conv (padding k//2) on an HxW map only ever reaches real pixels within
+        max(H, W) - 1 of its centre, so it acts as a min(k, 2 max(H, W) - 1) kernel: the rest
+        multiplies padding and gets no gradient. At 32 px, EfficientNet-Lite0's last stage runs
+        on 1x1 maps, where 3x3, 5x5 and 7x7 are the same function.
+
+        Args:
+            image_size: model input side.
+
+        Returns:
+            One entry per affected decision: layer, input size and groups of equivalent
+            candidates (groups of one are left out).
+        """
+        import torch
+
+        sizes: dict[str, tuple[int, int]] = {}
+
+        def recorder(name: str):
+            def hook(module, inputs, output) -> None:
+                sizes[name] = tuple(inputs[0].shape[-2:])
+            return hook
+
+        skeleton = self.spec.construct().eval()
+        hooks = [skeleton.get_submodule(d.layer).register_forward_hook(recorder(d.layer))
+                 for d in self.decisions]
+        with torch.no_grad():
+            skeleton(torch.zeros(1, 3, image_size, image_size))
+        for h in hooks:
+            h.remove()
+        out = []
+        for d in self.decisions:
+            reach = 2 * max(sizes[d.layer]) - 1
+            groups: dict[tuple, list[str]] = {}
+            for c in d.candidates:
+                k, e = parse_candidate(c)
+                groups.setdefault((min(k, reach), e), []).append(c)
+            same = [g for g in groups.values() if len(g) > 1]
+            if same:
+                out.append({"layer": d.layer, "input": list(sizes[d.layer]), "equivalent": same})
+        return out
+
     def summary(self) -> dict:
         """A JSON-ready description, as printed by `archft space --json`."""
         return {

@@ -63,6 +63,9 @@ def freeze_outside(net: nn.Module, trainable: Sequence[str]) -> nn.Module:
 class ChoiceLayer(nn.Module):
     """Holds the candidates of one decision and runs the active one.
 
+    With `mixture` set (DARTS, seed 003 eq. 3) it returns the softmax-weighted sum of all
+    candidates instead.
+
     Args:
         candidates: one module per candidate op, each with its own parameters.
     """
@@ -71,9 +74,13 @@ class ChoiceLayer(nn.Module):
         super().__init__()
         self.candidates = nn.ModuleList(candidates)
         self.active = 0
+        self.mixture: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.candidates[self.active](x)
+        if self.mixture is None:
+            return self.candidates[self.active](x)
+        w = self.mixture
+        return sum(w[i] * c(x) for i, c in enumerate(self.candidates))
 
     def extra_repr(self) -> str:
         return f"active={self.active}"
@@ -148,6 +155,12 @@ class Supernet(nn.Module):
         for layer, a in zip(self.choices, arch):
             layer.active = a
         self.architecture = arch
+
+    def set_mixture(self, weights: Sequence[torch.Tensor] | None) -> None:
+        """DARTS: run every candidate, weighted by `weights[t]` at decision t; None restores
+        single-path execution of the active architecture."""
+        for t, layer in enumerate(self.choices):
+            layer.mixture = None if weights is None else weights[t]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -1,0 +1,161 @@
+"""ONNX export and onnxruntime evaluation of a model directory.
+
+The exported graph has a dynamic batch axis and carries what a client with only onnxruntime
+needs, as metadata_props:
+    archft.preprocessing  {"size": [H, W], "mean": [...], "std": [...], "resize": "bilinear"}:
+                          RGB pixels scaled to 0..1, resized to size, then (x - mean) / std
+    archft.classes        JSON list of class names, indexed by the output logits
+    archft.architecture   the architecture.json it implements
+`evaluate_onnx` preprocesses with those values alone, so the report checks what a client gets.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from archft.data import DataConfig, Dataset
+from archft.errors import ConfigError
+from archft.finetune import load_model
+from archft.io import atomic_write_bytes, atomic_write_json
+from archft.loaders import BatchTransform
+
+OPSET = 17
+
+
+def export_onnx(net: torch.nn.Module, path: str | Path, size: int, metadata: dict[str, str]
+                ) -> Path:
+    """Exports `net` (CPU, eval) to ONNX with a dynamic batch axis, checks it, writes atomically.
+
+    Args:
+        net: the model.
+        path: destination `.onnx` file.
+        size: input side (the spatial size is fixed, the batch is not).
+        metadata: metadata_props to attach.
+
+    Returns:
+        The path.
+    """
+    import onnx
+
+    net = net.cpu().eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # TF-SAME padding reads the input size while tracing: constant for a fixed input size,
+        # which the preprocessing metadata pins, so the tracer's warnings are expected.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(net, (torch.zeros(1, 3, size, size),), buf, dynamo=False,
+                          opset_version=OPSET, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    model = onnx.load_model_from_string(buf.getvalue())
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model, full_check=True)
+    return atomic_write_bytes(path, model.SerializeToString())
+
+
+def read_preprocessing(session) -> tuple[dict, list[str]]:
+    """(preprocessing, class names) from an onnxruntime session's metadata."""
+    meta = session.get_modelmeta().custom_metadata_map
+    if "archft.preprocessing" not in meta:
+        raise ConfigError("the ONNX model carries no archft.preprocessing metadata")
+    return json.loads(meta["archft.preprocessing"]), json.loads(meta.get("archft.classes", "[]"))
+
+
+def preprocess(images: np.ndarray, pre: dict) -> np.ndarray:
+    """What a client does with the metadata: uint8 RGB (N, H, W, 3) -> float32 (N, 3, h, w)."""
+    from PIL import Image
+
+    h, w = pre["size"]
+    if images.shape[1:3] != (h, w):
+        images = np.stack([np.asarray(Image.fromarray(im).resize((w, h), Image.BILINEAR))
+                           for im in images])
+    x = images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    mean = np.asarray(pre["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(pre["std"], dtype=np.float32).reshape(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+def run_export(model_dir: str | Path, dataset: Dataset, data: DataConfig, out: str | Path,
+               latency_repeats: int = 20) -> dict:
+    """Exports a model directory to `out/model.onnx` and evaluates it with onnxruntime.
+
+    The report (`out/onnx_report.json`) holds the test accuracy of onnxruntime (preprocessing
+    from the ONNX metadata only) and of torch, their top-1 agreement, the largest logit
+    difference, and the median latency of both on the CPU at batch 1 and 64.
+
+    Returns:
+        The report.
+    """
+    import onnxruntime as ort
+
+    net, arch, metrics = load_model(model_dir)
+    size = data.image_size
+    if metrics.get("image_size", size) != size:
+        raise ConfigError(f"{model_dir} was trained at {metrics['image_size']} px, not {size}")
+    pre = arch.space.spec.preprocessing
+    preprocessing = {"size": [size, size], "mean": list(pre.mean), "std": list(pre.std),
+                     "resize": "bilinear", "scale": "rgb / 255"}
+    out = Path(out)
+    path = export_onnx(net, out / "model.onnx", size, {
+        "archft.preprocessing": json.dumps(preprocessing),
+        "archft.classes": json.dumps(dataset.classes),
+        "archft.architecture": json.dumps(arch.to_dict()),
+    })
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    meta_pre, classes = read_preprocessing(session)
+
+    images = dataset.split_images("test")  # uint8 (N, 3, h, w)
+    labels = dataset.labels("test").numpy()
+    x_np = preprocess(images.permute(0, 2, 3, 1).numpy(), meta_pre)
+    ort_logits = np.concatenate([session.run(None, {"input": x_np[i:i + 256]})[0]
+                                 for i in range(0, len(x_np), 256)])
+    tf = BatchTransform(size, pre.mean, pre.std)
+    with torch.no_grad():
+        torch_logits = torch.cat([net(tf(images[i:i + 256])) for i in range(0, len(images), 256)])
+    torch_logits = torch_logits.numpy()
+    ort_pred, torch_pred = ort_logits.argmax(1), torch_logits.argmax(1)
+
+    batch1, batch64 = x_np[:1], np.resize(x_np, (64, *x_np.shape[1:]))
+    with torch.no_grad():
+        latency = {
+            "onnxruntime_batch1_ms": _median_ms(lambda: session.run(None, {"input": batch1}),
+                                                latency_repeats),
+            "torch_batch1_ms": _median_ms(lambda: net(torch.from_numpy(batch1)), latency_repeats),
+            "onnxruntime_batch64_ms": _median_ms(lambda: session.run(None, {"input": batch64}),
+                                                 latency_repeats),
+            "torch_batch64_ms": _median_ms(lambda: net(torch.from_numpy(batch64)),
+                                           latency_repeats),
+        }
+    report = {
+        "model": str(path), "images": int(len(labels)), "classes": classes,
+        "onnx_accuracy": float((ort_pred == labels).mean()),
+        "torch_accuracy": float((torch_pred == labels).mean()),
+        "top1_agreement": float((ort_pred == torch_pred).mean()),
+        "max_logit_difference": float(np.abs(ort_logits - torch_logits).max()),
+        "latency": {k: round(v, 3) for k, v in latency.items()},
+        "threads": torch.get_num_threads(), "opset": OPSET,
+        "onnxruntime": ort.__version__, "torch": torch.__version__,
+        "preprocessing": meta_pre,
+    }
+    atomic_write_json(out / "onnx_report.json", report)
+    return report

@@ -1,0 +1,254 @@
+"""Stage 2, weight fine-tuning (seed 000, 3.2; seed 001, claim 7), and the vanilla baseline.
+
+The searched architecture is materialised, everything before its scope stays frozen, and the
+scope plus the head are fine-tuned with SGD and a cosine schedule. `vanilla=True` fine-tunes the
+unmodified base with the same scope and budget: last-k fine-tuning, the paper's baseline.
+
+The model directory holds `architecture.json`, `weights.safetensors` and `metrics.json` (final
+val/test accuracy and their curves against iterations) plus `accuracy_curve.png`. Decisions use
+the validation split only; the test curve is reported, as in the paper's Fig. 3, never used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from archft.architecture import Architecture
+from archft.data import DataConfig, Dataset
+from archft.errors import ConfigError, WeightsError
+from archft.io import atomic_write_json, save_safetensors
+from archft.loaders import make_loader
+from archft.models import load_weights
+from archft.plots import accuracy_curve
+from archft.train import (
+    ScopedEvaluator, autocast, resolve_device, seed_step, to_device, transforms)
+
+INITS = ("pretrained", "supernet")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Attributes:
+        steps: training iterations.
+        batch_size: images per step.
+        lr: peak SGD learning rate (cosine decay to 0).
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        warmup: linear warm-up steps.
+        init: "pretrained" (remapped pretrained weights) or "supernet" (the searched weights).
+        vanilla: fine-tune the unmodified base instead (the baseline).
+        eval_every: steps between points of the val/test curves.
+        seed: seeds everything.
+        device: "auto", "cpu" or "cuda".
+        amp: bf16 autocast on CUDA.
+        progress: progress bar (None: only on a terminal).
+    """
+
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup: int = 0
+    init: str = "pretrained"
+    vanilla: bool = False
+    eval_every: int = 25
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    progress: bool | None = None
+
+    def __post_init__(self):
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        for name in ("steps", "batch_size", "eval_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FinetuneConfig":
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown finetune option {unknown[0]!r}")
+        return cls(**data)
+
+
+def _load_supernet_weights(arch: Architecture, search_dir: Path) -> nn.Module:
+    path = search_dir / "supernet.safetensors"
+    if not path.is_file():
+        raise ConfigError(f"--init supernet needs {path} (written by the search); run the search "
+                          "there or use --init pretrained")
+    supernet = arch.space.build_supernet()
+    try:
+        supernet.load_state_dict(load_file(str(path)))
+    except (RuntimeError, OSError) as e:
+        raise WeightsError(f"{path} does not match {arch.space.base}/{arch.space.scope}: "
+                           f"{str(e).splitlines()[0]}") from None
+    return supernet.materialize(arch.choices)
+
+
+def build_model(arch: Architecture, init: str = "pretrained", vanilla: bool = False,
+                search_dir: str | Path | None = None) -> tuple[nn.Module, Architecture]:
+    """The network stage 2 starts from, frozen outside the scope.
+
+    Args:
+        arch: the searched architecture (its space carries base, scope and weights).
+        init: "pretrained" or "supernet".
+        vanilla: use the unmodified base (same scope) instead of `arch`.
+        search_dir: where `supernet.safetensors` is, for init="supernet".
+
+    Returns:
+        (network, the architecture it implements).
+    """
+    space = arch.space
+    if vanilla:
+        base = space.base_architecture
+        if base is None:
+            raise ConfigError(f"the base's own ops are not among the candidates "
+                              f"{space.kernels}; vanilla fine-tuning needs them")
+        # build_subnet of the base's own choices computes exactly the base, in the same module
+        # layout as every other model directory (torchvision MobileNetV2 blocks become MBConv).
+        return space.build_subnet(base), Architecture.of(space, base)
+    if init == "supernet":
+        return _load_supernet_weights(arch, Path(search_dir or ".")), arch
+    return space.build_subnet(arch.choices), arch
+
+
+def load_model(model_dir: str | Path) -> tuple[nn.Module, Architecture, dict]:
+    """Loads a model directory written by `run_finetune`.
+
+    Returns:
+        (network in eval mode on the CPU, its architecture, its metrics).
+
+    Raises:
+        ArchitectureError / WeightsError / ConfigError: missing or mismatching files, named.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ConfigError(f"model directory not found: {model_dir}")
+    arch = Architecture.load(model_dir / "architecture.json")
+    skeleton = dataclasses.replace(arch.space, weights="none")  # weights come from the file
+    net = skeleton.build_subnet(arch.choices)
+    path = model_dir / "weights.safetensors"
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    load_weights(net, load_file(str(path)), str(path))
+    metrics_path = model_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return net.eval(), arch, metrics
+
+
+def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config: FinetuneConfig,
+                 out: str | Path, search_dir: str | Path | None = None) -> dict:
+    """Fine-tunes inside the scope and writes the model directory.
+
+    Args:
+        arch: the architecture to fine-tune (ignored but for its space when `vanilla`).
+        dataset: the target dataset.
+        data: its configuration.
+        config: fine-tuning hyper-parameters.
+        out: model directory.
+        search_dir: directory of the search (for init="supernet").
+
+    Returns:
+        The metrics (also in `metrics.json`).
+    """
+    c, out = config, Path(out)
+    device = resolve_device(c.device)
+    net, arch = build_model(arch, c.init, c.vanilla, search_dir)
+    space = arch.space
+    if space.num_classes != len(dataset.classes):
+        raise ConfigError(f"the architecture has {space.num_classes} classes, the dataset "
+                          f"{len(dataset.classes)}")
+    net = to_device(net, device)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
+                          nesterov=True)
+
+    def lr_at(step: int) -> float:
+        if step < c.warmup:
+            return (step + 1) / c.warmup
+        t = (step - c.warmup) / max(c.steps - c.warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * t))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    train_tf, eval_tf = transforms(space.spec.preprocessing, data, dataset, device)
+    stream = make_loader(dataset, "train", train_tf, c.batch_size, device, train=True,
+                         seed=c.seed).stream(0)
+    evals = {s: ScopedEvaluator(net, space.spec, space.trainable, dataset.split_images(s),
+                                dataset.labels(s), eval_tf, device, c.amp)
+             for s in ("val", "test") if len(dataset.indices(s))}
+    if "val" not in evals:
+        raise ConfigError("the validation split is empty")
+    curve: list[dict] = []
+    loss_sum = torch.zeros((), device=device)
+
+    def record(step: int, n: int) -> None:
+        point = {"step": step, "val_accuracy": evals["val"].accuracy(net),
+                 "test_accuracy": evals["test"].accuracy(net) if "test" in evals else None,
+                 "train_loss": loss_sum.item() / max(n, 1)}  # SYNC: once per curve point
+        curve.append(point)
+        bar.set_postfix(val=f"{point['val_accuracy']:.3f}", loss=f"{point['train_loss']:.3f}",
+                        refresh=False)
+
+    kind = "vanilla" if c.vanilla else "two-stage"
+    bar = tqdm(total=c.steps, desc=f"finetune/{kind}", unit="step", dynamic_ncols=True,
+               disable=(not c.progress) if c.progress is not None else None)
+    started = time.perf_counter()
+    record(0, 0)
+    since = 0
+    for step in range(c.steps):
+        seed_step(c.seed, step)
+        net.train()
+        x, y = next(stream)
+        with autocast(device, c.amp):
+            loss = F.cross_entropy(net(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_sum += loss.detach()
+        since += 1
+        if (step + 1) % c.eval_every == 0 or step + 1 == c.steps:
+            record(step + 1, since)
+            loss_sum.zero_()
+            since = 0
+        bar.update(1)
+    bar.close()
+    wall = time.perf_counter() - started
+
+    out.mkdir(parents=True, exist_ok=True)
+    arch.save(out / "architecture.json")
+    save_safetensors(out / "weights.safetensors", net.state_dict(),
+                     {"format": "archft-model-1", "base": space.base, "scope": space.scope})
+    final = curve[-1]
+    metrics = {
+        "format": 1, "kind": kind, "init": None if c.vanilla else c.init,
+        "base": space.base, "scope": space.scope, "architecture": arch.names,
+        "steps": c.steps, "images_seen": c.steps * c.batch_size, "wall_seconds": round(wall, 2),
+        "val_accuracy": final["val_accuracy"], "test_accuracy": final["test_accuracy"],
+        "curve": curve, "classes": dataset.classes, "dataset": dataset.name,
+        "dataset_fingerprint": dataset.fingerprint(), "image_size": data.image_size,
+        "preprocessing": {**space.spec.preprocessing.to_dict(),
+                          "size": [data.image_size, data.image_size]},
+        "trainable_parameters": sum(p.numel() for p in params),
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "device": str(device), "config": asdict(c),
+    }
+    atomic_write_json(out / "metrics.json", metrics)
+    accuracy_curve({"val": ([p["step"] for p in curve], [p["val_accuracy"] for p in curve]),
+                    **({"test": ([p["step"] for p in curve], [p["test_accuracy"] for p in curve])}
+                       if "test" in evals else {})},
+                   out / "accuracy_curve.png", f"{space.base}/{space.scope} {kind}")
+    return metrics

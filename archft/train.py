@@ -1,0 +1,166 @@
+"""Pieces shared by the search and fine-tuning loops: device, precision, transforms, evaluation.
+
+Speed rules followed here (measured figures are in docs/BENCHMARKS.md): bf16 autocast and
+channels-last on CUDA, data already on the device, and metrics accumulated as device tensors so
+that a training step never waits for the GPU; the only host-device syncs are marked SYNC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from archft.data import DataConfig, Dataset
+from archft.errors import ConfigError
+from archft.loaders import BatchTransform, make_loader
+from archft.models import Preprocessing
+from archft.rng import derive_seed
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """"auto" picks CUDA when available; otherwise the named device.
+
+    Raises:
+        ConfigError: CUDA asked for but not available, or an unknown device name.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda requested but no CUDA GPU is available")
+    return device
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (no loss scaling needed); a no-op context elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(net: nn.Module, device: torch.device) -> nn.Module:
+    """Moves a network, channels-last on CUDA (cuDNN's fast layout for convs)."""
+    if device.type == "cuda":
+        return net.to(device, memory_format=torch.channels_last)
+    return net.to(device)
+
+
+def transforms(pre: Preprocessing, data: DataConfig, dataset: Dataset, device: torch.device
+               ) -> tuple[BatchTransform, BatchTransform]:
+    """(train transform with crop/flip augmentation, eval transform) for a base and dataset."""
+    cl = device.type == "cuda"
+    size = data.image_size
+    train = BatchTransform(size, pre.mean, pre.std, crop_pad=max(1, size // 8),
+                           flip=dataset.flip, channels_last=cl)
+    return train, BatchTransform(size, pre.mean, pre.std, channels_last=cl)
+
+
+def seed_step(seed: int, step: int) -> None:
+    """Seeds the global RNG (dropout) for one step: a pure function of (seed, step)."""
+    torch.manual_seed(derive_seed(seed, "step", step))
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, dataset: Dataset, split: str, transform: BatchTransform,
+             device: torch.device, amp: bool = True, batch_size: int = 512) -> float:
+    """Top-1 accuracy of `net` on a split (net left in eval mode)."""
+    net.eval()
+    loader = make_loader(dataset, split, transform, batch_size, device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    total = 0
+    for x, y in loader:
+        with autocast(device, amp):
+            correct += (net(x).argmax(1) == y).sum()
+        total += len(y)
+    return correct.item() / max(total, 1)  # SYNC: once per evaluation
+
+
+@torch.no_grad()
+def accuracy_on(net: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                amp: bool = True) -> torch.Tensor:
+    """Accuracy on one batch, as a device tensor (no sync)."""
+    net.eval()
+    with autocast(device, amp):
+        return (net(x).argmax(1) == y).float().mean()
+
+
+def _body(net: nn.Module) -> nn.Module:
+    """The network a base's forward steps address (a supernet's inner net)."""
+    from archft.supernet import Supernet
+
+    return net.net if isinstance(net, Supernet) else net
+
+
+class ScopedEvaluator:
+    """Accuracy of nets that share a frozen prefix, on one fixed (unaugmented) split.
+
+    Everything before the scope is frozen, so its output for a validation image is the same for
+    every subnet and every training step: it is computed once here, and each evaluation runs
+    only the in-scope tail. (Lite0, small scope, 32 px, 2 CPU threads: a 143-image forward
+    takes 0.24 s, the tail alone a few ms; see docs/BENCHMARKS.md.) When the cached features
+    would exceed `max_bytes`, evaluation falls back to full forwards.
+
+    Args:
+        net: any net of the space (supernet, subnet or base): its prefix is used.
+        spec: the base's spec (for its forward steps).
+        trainable: the space's trainable module paths.
+        images: uint8 images of the split (N, 3, h, w).
+        labels: their labels.
+        transform: eval transform.
+        device: where features live.
+        amp: bf16 autocast on CUDA.
+        max_bytes: largest feature cache.
+    """
+
+    def __init__(self, net: nn.Module, spec, trainable, images: torch.Tensor,
+                 labels: torch.Tensor, transform: BatchTransform, device: torch.device,
+                 amp: bool = True, max_bytes: int = 1 << 30, batch_size: int = 256):
+        from archft.models import run_steps, scope_start
+
+        self.spec, self.device, self.amp = spec, device, amp
+        self.start = scope_start(spec, trainable)
+        self.labels = labels.to(device)
+        self.transform, self.batch_size = transform, batch_size
+        self.images = images
+        self.features: torch.Tensor | None = None
+        net = _body(net).eval()
+        with torch.no_grad(), autocast(device, amp):
+            probe = run_steps(net, spec.steps[:self.start], transform(images[:1].to(device)))
+            if probe.numel() * probe.element_size() * len(images) <= max_bytes:
+                parts = [run_steps(net, spec.steps[:self.start],
+                                   transform(images[i:i + batch_size].to(device)))
+                         for i in range(0, len(images), batch_size)]
+                self.features = torch.cat(parts)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @torch.no_grad()
+    def correct(self, net: nn.Module, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Number of correct predictions (a device tensor: no sync) on the split or on the
+        rows `idx` of it."""
+        from archft.models import run_steps
+
+        net = _body(net).eval()
+        n = len(self.labels)
+        order = idx if idx is not None else torch.arange(n, device=self.device)
+        total = torch.zeros((), dtype=torch.long, device=self.device)
+        for i in range(0, len(order), self.batch_size):
+            rows = order[i:i + self.batch_size]
+            with autocast(self.device, self.amp):
+                if self.features is not None:
+                    logits = run_steps(net, self.spec.steps[self.start:], self.features[rows])
+                else:
+                    logits = net(self.transform(self.images[rows.cpu()].to(self.device)))
+            total += (logits.argmax(1) == self.labels[rows]).sum()
+        return total
+
+    def accuracy(self, net: nn.Module, idx: torch.Tensor | None = None) -> float:
+        """Top-1 accuracy on the split (or rows `idx`)."""
+        n = len(self.labels) if idx is None else len(idx)
+        return self.correct(net, idx).item() / max(n, 1)  # SYNC: once per evaluation
