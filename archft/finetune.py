@@ -31,8 +31,7 @@ from archft.io import atomic_write_json, save_safetensors
 from archft.loaders import make_loader
 from archft.models import load_weights
 from archft.plots import accuracy_curve
-from archft.train import (
-    ScopedEvaluator, autocast, resolve_device, seed_step, to_device, transforms)
+from archft.train import ScopedEvaluator, autocast, resolve_device, seed_step, to_device, transforms
 
 INITS = ("pretrained", "supernet")
 
