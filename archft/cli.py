@@ -94,11 +94,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from archft.search import SearchConfig, run_search
     from archft.space import SearchSpace
 
-    data = _data_config(args)
-    dataset = load_dataset(data)
-    space = SearchSpace.from_base(args.base, args.scope, args.kernels, args.expansions,
-                                  weights=args.weights, num_classes=len(dataset.classes),
-                                  remap=args.remap)
     early = EarlyStopConfig(enabled=not args.no_early_stop, tau=args.tau, window=args.window,
                             eps=args.eps)
     config = SearchConfig(strategy=args.strategy, budget=args.budget, batch_size=args.batch_size,
@@ -106,6 +101,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
                           controller_steps=args.controller_steps, early_stop=early,
                           checkpoint_every=args.checkpoint_every, seed=args.seed,
                           device=args.device, amp=not args.no_amp, progress=args.progress)
+    data = _data_config(args)
+    dataset = load_dataset(data)
+    space = SearchSpace.from_base(args.base, args.scope, args.kernels, args.expansions,
+                                  weights=args.weights, num_classes=len(dataset.classes),
+                                  remap=args.remap)
     try:
         s = run_search(space, dataset, data, config, args.out, resume=args.resume)
     except KeyboardInterrupt:

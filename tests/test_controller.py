@@ -1,0 +1,71 @@
+import itertools
+import math
+
+import torch
+
+from archft.controller import Controller, discounted_returns, reinforce_loss, update_baseline
+
+
+def test_sample_logprob_entropy_are_consistent():
+    torch.manual_seed(0)
+    c = Controller([3, 2, 4])
+    g = torch.Generator().manual_seed(1)
+    arch, log_prob, entropy = c.sample(g)
+    assert len(arch) == 3 and all(0 <= a < n for a, n in zip(arch, [3, 2, 4]))
+    # Scoring the sampled architecture gives back its log-probability.
+    torch.testing.assert_close(c.rollout(arch=arch).log_prob, log_prob)
+    r = c.rollout(arch=arch)
+    expected = sum(float(-(p * p.log()).sum()) for p in r.probs)
+    assert math.isclose(float(entropy), expected, rel_tol=1e-5)
+    # The policy is a distribution over the whole space.
+    total = sum(float(c.rollout(arch=list(a)).log_prob.exp())
+                for a in itertools.product(range(3), range(2), range(4)))
+    assert math.isclose(total, 1.0, rel_tol=1e-5)
+
+
+def test_greedy_follows_the_most_likely_candidates():
+    torch.manual_seed(0)
+    c = Controller([2, 3, 2])
+    r = c.rollout(greedy=True)
+    assert r.arch == [int(p.argmax()) for p in r.probs] == c.argmax()
+    assert [len(p) for p in c.probabilities()] == [2, 3, 2]
+
+
+def test_sampling_is_reproducible_with_a_generator():
+    c = Controller([6, 6])
+    a = [c.sample(torch.Generator().manual_seed(s))[0] for s in range(5)]
+    b = [c.sample(torch.Generator().manual_seed(s))[0] for s in range(5)]
+    assert a == b
+
+
+def test_reinforce_raises_probability_of_the_rewarded_architecture():
+    torch.manual_seed(0)
+    c = Controller([2, 3, 2])
+    opt = torch.optim.Adam(c.parameters(), lr=3e-3)
+    good = [1, 2, 0]
+    p0 = float(c.rollout(arch=good).log_prob.exp())
+    g, baseline = torch.Generator().manual_seed(0), None
+    for _ in range(300):
+        r = c.rollout(generator=g)
+        reward = 1.0 if r.arch == good else 0.0
+        loss = reinforce_loss(r.log_probs, r.entropies, reward,
+                              reward if baseline is None else baseline)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        baseline = update_baseline(baseline, reward, 0.9)
+    p1 = float(c.rollout(arch=good).log_prob.exp())
+    assert p1 > p0 + 0.3 and c.argmax() == good
+
+
+def test_reinforce_loss_gradient_direction_and_discount():
+    logits = torch.zeros(2, requires_grad=True)
+    log_probs = torch.log_softmax(logits, 0)[[1]]
+    loss = reinforce_loss(log_probs, torch.zeros(1), reward=1.0, baseline=0.5,
+                          entropy_weight=0.0)
+    loss.backward()
+    assert logits.grad[1] < 0 < logits.grad[0]  # descending the loss raises p(action 1)
+    r = discounted_returns(torch.tensor([0.0, 0.0, 1.0]), 0.5)
+    torch.testing.assert_close(r, torch.tensor([0.25, 0.5, 1.0]))
+    assert update_baseline(None, 0.7, 0.9) == 0.7
+    assert math.isclose(update_baseline(0.5, 1.0, 0.9), 0.55)

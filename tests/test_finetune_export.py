@@ -1,0 +1,169 @@
+"""Stage 2, ONNX export and comparison on digits with the offline Lite0 weights (CPU)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from archft.architecture import Architecture
+from archft.compare import compare, render, steps_to_reach
+from archft.data import DataConfig, load_dataset
+from archft.earlystop import EarlyStopConfig
+from archft.errors import ArchitectureError, ConfigError
+from archft.export import preprocess, read_preprocessing, run_export
+from archft.finetune import FinetuneConfig, load_model, run_finetune
+from archft.search import SearchConfig, run_search
+from archft.space import SearchSpace
+
+DATA = DataConfig("digits", image_size=32)
+FT = dict(steps=30, eval_every=10, progress=False)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(DATA)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, digits):
+    root = tmp_path_factory.mktemp("runs")
+    space = SearchSpace.from_base("efficientnet_lite0", "small", weights="imagenet",
+                                  num_classes=10)
+    run_search(space, digits, DATA, SearchConfig(budget=6, controller_steps=1, progress=False,
+                                                 early_stop=EarlyStopConfig(enabled=False)),
+               root / "search")
+    arch = Architecture.load(root / "search" / "architecture.json")
+    out = {"root": root}
+    for name, kw in {"two": {}, "vanilla": {"vanilla": True},
+                     "inherit": {"init": "supernet"}}.items():
+        out[name] = run_finetune(arch, digits, DATA, FinetuneConfig(**FT, **kw), root / name,
+                                 search_dir=root / "search")
+    return out
+
+
+def test_model_directories_are_comparable(runs):
+    keys = set(runs["two"])
+    for name in ("two", "vanilla", "inherit"):
+        m = runs[name]
+        assert set(m) == keys
+        assert [p["step"] for p in m["curve"]] == [0, 10, 20, 30]
+        assert 0.5 < m["test_accuracy"] <= 1 and m["val_accuracy"] > 0.5
+        d = runs["root"] / name
+        assert {p.name for p in d.iterdir()} == {"architecture.json", "weights.safetensors",
+                                                 "metrics.json", "accuracy_curve.png"}
+    assert runs["vanilla"]["kind"] == "vanilla" and runs["vanilla"]["architecture"] == ["k3_e6"]
+    assert runs["two"]["kind"] == "two-stage" and runs["inherit"]["init"] == "supernet"
+    # Same scope, same budget: the same parameters are trained.
+    assert runs["two"]["steps"] == runs["vanilla"]["steps"]
+
+
+def test_frozen_prefix_is_untouched_and_model_reloads(runs, digits):
+    from archft.models import build_base
+    from archft.train import ScopedEvaluator
+
+    net, arch, metrics = load_model(runs["root"] / "two")
+    base = build_base("efficientnet_lite0", "imagenet", 10)
+    assert torch.equal(net.blocks[14].dw.conv.weight, base.blocks[14].dw.conv.weight)
+    assert torch.equal(net.stem.bn.running_mean, base.stem.bn.running_mean)
+    assert not torch.equal(net.classifier.weight, base.classifier.weight)
+    from archft.loaders import BatchTransform
+
+    pre = arch.space.spec.preprocessing
+    ev = ScopedEvaluator(net, arch.space.spec, arch.space.trainable,
+                         digits.split_images("test"), digits.labels("test"),
+                         BatchTransform(32, pre.mean, pre.std), torch.device("cpu"))
+    assert ev.accuracy(net) == metrics["test_accuracy"]
+
+
+def test_onnx_reproduces_torch_with_metadata_only(runs, digits, tmp_path):
+    report = run_export(runs["root"] / "two", digits, DATA, tmp_path, latency_repeats=3)
+    assert abs(report["onnx_accuracy"] - report["torch_accuracy"]) <= 0.001
+    assert report["torch_accuracy"] == runs["two"]["test_accuracy"]
+    assert report["top1_agreement"] >= 0.999 and report["max_logit_difference"] < 1e-3
+    assert set(report["latency"]) == {"onnxruntime_batch1_ms", "torch_batch1_ms",
+                                      "onnxruntime_batch64_ms", "torch_batch64_ms"}
+    # A client with nothing but onnxruntime, numpy and the metadata.
+    sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    pre, classes = read_preprocessing(sess)
+    assert classes == [str(i) for i in range(10)] and pre["size"] == [32, 32]
+    images = digits.split_images("test").permute(0, 2, 3, 1).numpy()
+    for batch in (1, 7):  # dynamic batch axis
+        logits = sess.run(None, {"input": preprocess(images[:batch], pre)})[0]
+        assert logits.shape == (batch, 10)
+    preds = np.concatenate([sess.run(None, {"input": preprocess(images[i:i + 100], pre)})[0]
+                            for i in range(0, len(images), 100)]).argmax(1)
+    acc = float((preds == digits.labels("test").numpy()).mean())
+    assert abs(acc - runs["two"]["test_accuracy"]) <= 0.001
+    assert json.loads((tmp_path / "onnx_report.json").read_text()) == report
+
+
+def test_compare(runs):
+    result = compare(runs["root"] / "two", runs["root"] / "vanilla")
+    target = min(runs["two"]["test_accuracy"], runs["vanilla"]["test_accuracy"])
+    assert result["target"] == target
+    a = steps_to_reach(runs["two"]["curve"], target)
+    b = steps_to_reach(runs["vanilla"]["curve"], target)
+    assert result["compute_ratio"] == a / b
+    assert "compute ratio A/B" in render(result)
+    with pytest.raises(ConfigError, match="not a model directory"):
+        compare(runs["root"] / "search", runs["root"] / "two")
+
+
+def test_supernet_init_needs_the_search_weights(runs, digits, tmp_path):
+    arch = Architecture.load(runs["root"] / "search" / "architecture.json")
+    with pytest.raises(ConfigError, match="supernet.safetensors"):
+        run_finetune(arch, digits, DATA, FinetuneConfig(**FT, init="supernet"), tmp_path / "m",
+                     search_dir=tmp_path)
+    with pytest.raises(ConfigError, match="unknown init"):
+        FinetuneConfig(init="scratch")
+
+
+def archft(*args):
+    return subprocess.run([sys.executable, "-m", "archft.cli", *args], capture_output=True,
+                          text=True)
+
+
+def test_cli_end_to_end(tmp_path):
+    run = tmp_path / "run"
+    r = archft("search", "--base", "efficientnet_lite0", "--weights", "imagenet", "--scope",
+               "small", "--dataset", "digits", "--strategy", "random", "--budget", "4",
+               "--seed", "0", "--out", str(run / "search"))
+    assert r.returncode == 0, r.stderr
+    assert "random search ran its full budget of 4 steps" in r.stdout
+    for extra, out in (([], "model"), (["--vanilla"], "vanilla")):
+        r = archft("finetune", "--architecture", str(run / "search" / "architecture.json"),
+                   "--dataset", "digits", "--steps", "10", "--seed", "0", "--out",
+                   str(run / out), *extra)
+        assert r.returncode == 0, r.stderr
+    r = archft("export", "--model", str(run / "model"), "--dataset", "digits", "--out",
+               str(run / "export"))
+    assert r.returncode == 0 and "top-1 agreement" in r.stdout, r.stderr
+    r = archft("compare", str(run / "model"), str(run / "vanilla"), "--out", str(run))
+    assert r.returncode == 0 and "compute ratio" in r.stdout
+    assert (run / "compare.md").exists() and (run / "compare.json").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["finetune", "--architecture", "/nope/architecture.json", "--out", "x"],
+     "architecture file not found"),
+    (["export", "--model", "/nope", "--out", "x"], "model directory not found"),
+    (["search", "--strategy", "evolution", "--out", "x"], "unknown strategy 'evolution'"),
+    (["compare", "/nope/a", "/nope/b"], "no metrics.json"),
+])
+def test_cli_errors_are_one_line(args, message):
+    r = archft(*args)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_wrong_architecture_file_is_refused(tmp_path, digits):
+    bad = tmp_path / "architecture.json"
+    bad.write_text(json.dumps({"format": 1, "base": "resnet18", "scope": "small",
+                               "kernels": [3, 5], "num_classes": 10,
+                               "decisions": [{"layer": "fc", "candidates": [], "choice": 0}]}))
+    with pytest.raises(ArchitectureError, match="1 decisions, but resnet18/small has 4"):
+        Architecture.load(bad)

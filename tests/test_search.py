@@ -1,0 +1,142 @@
+"""Stage 1 end to end on digits with the real offline EfficientNet-Lite0 weights (CPU)."""
+
+import json
+import os
+import signal
+
+import pytest
+from PIL import Image
+
+from archft.architecture import Architecture
+from archft.data import DataConfig, load_dataset
+from archft.earlystop import EarlyStopConfig
+from archft.errors import ConfigError
+from archft.search import SearchConfig, run_search
+from archft.space import SearchSpace
+
+DATA = DataConfig("digits", image_size=32)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(DATA)
+
+
+@pytest.fixture(scope="module")
+def space():
+    return SearchSpace.from_base("efficientnet_lite0", "small", weights="imagenet",
+                                 num_classes=10)
+
+
+def _config(**kw):
+    # Early stopping runs (its state is checkpointed too) but cannot fire: eps < 0.
+    base = dict(budget=12, controller_steps=2, checkpoint_every=4, progress=False,
+                early_stop=EarlyStopConfig(window=5, min_updates=10, eps=-1.0))
+    return SearchConfig(**{**base, **kw})
+
+
+def _history(out):
+    return [json.loads(line) for line in (out / "search_history.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("strategy", ["reinforce", "random", "darts"])
+def test_strategy_writes_every_output(tmp_path, digits, space, strategy):
+    out = tmp_path / strategy
+    s = run_search(space, digits, DATA, _config(strategy=strategy, early_stop=EarlyStopConfig(
+        enabled=False)), out)
+    assert {p.name for p in out.iterdir()} == {"architecture.json", "search_history.jsonl",
+                                               "action_heatmap.png", "summary.json",
+                                               "supernet.safetensors"}
+    arch = Architecture.load(out / "architecture.json", space)
+    assert arch.names == s["architecture"]
+    history = _history(out)
+    assert len(history) == s["controller_updates"] == 24 and s["steps"] == 12
+    row = history[-1]
+    assert {"step", "reward", "baseline", "entropy", "probs", "greedy"} <= set(row)
+    assert len(row["probs"]) == 1 and abs(sum(row["probs"][0]) - 1) < 1e-5
+    assert 0 <= row["reward"] <= 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["strategy"] == strategy and summary["budget"] == 12
+    assert summary["images_seen"] == 12 * 64 and summary["wall_seconds"] > 0
+    assert not summary["stopped_early"] and summary["cost_saved"] == 0
+    # Lite0's last stage sees 1x1 maps at 32 px: the kernel choice is flagged as inert.
+    assert summary["inert_kernel_decisions"][0]["layer"] == "blocks.15"
+    with Image.open(out / "action_heatmap.png") as im:
+        assert im.size[0] > 400 and im.size[1] > 150
+
+
+def test_early_stop_records_step_and_saving(tmp_path, digits, space):
+    # A settled controller: tau low enough that the start already counts as settled, and a
+    # huge eps, so the stop must come right after min_updates.
+    cfg = _config(budget=40, early_stop=EarlyStopConfig(tau=0.1, window=5, eps=10.0,
+                                                        min_updates=10))
+    s = run_search(space, digits, DATA, cfg, tmp_path / "es")
+    assert s["stopped_early"] and s["stop_step"] == 5 and s["steps"] == 5
+    assert s["cost_saved"] == pytest.approx(1 - 5 / 40)
+    assert s["greedy_at_stop"] is not None and "p >= 0.1" in s["stop_reason"]
+    assert not (tmp_path / "es" / "checkpoint.pt").exists()
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, digits, space):
+    full = run_search(space, digits, DATA, _config(), tmp_path / "full")
+
+    def crash(step):
+        if step == 10:  # last checkpoint at step 8: steps 9 and 10 are lost and redone
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_search(space, digits, DATA, _config(), tmp_path / "cut", on_step=crash)
+    assert (tmp_path / "cut" / "checkpoint.pt").exists()
+    assert len(_history(tmp_path / "cut")) == 20  # rows past the checkpoint are on disk...
+    with pytest.raises(ConfigError, match="--resume"):
+        run_search(space, digits, DATA, _config(), tmp_path / "cut")
+    resumed = run_search(space, digits, DATA, _config(), tmp_path / "cut", resume=True)
+    assert resumed["architecture"] == full["architecture"]
+    assert resumed["val_accuracy"] == full["val_accuracy"]
+    # ...and are replaced: the resumed history is the uninterrupted one, row for row.
+    assert _history(tmp_path / "cut") == _history(tmp_path / "full")
+
+
+def test_ctrl_c_checkpoints_the_step_and_resumes(tmp_path, digits, space):
+    full = run_search(space, digits, DATA, _config(strategy="darts"), tmp_path / "full")
+
+    def interrupt(step):
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(space, digits, DATA, _config(strategy="darts"), tmp_path / "cut",
+                   on_step=interrupt)
+    assert len(_history(tmp_path / "cut")) == 14  # step 7 finished its round, then stopped
+    resumed = run_search(space, digits, DATA, _config(strategy="darts"), tmp_path / "cut",
+                         resume=True)
+    assert resumed["architecture"] == full["architecture"]
+    assert _history(tmp_path / "cut") == _history(tmp_path / "full")
+    # A finished search resumes to itself.
+    again = run_search(space, digits, DATA, _config(strategy="darts"), tmp_path / "cut",
+                       resume=True)
+    assert again == resumed
+
+
+def test_resume_refuses_other_settings(tmp_path, digits, space):
+    with pytest.raises(Crash):
+        run_search(space, digits, DATA, _config(),
+                   tmp_path / "r", on_step=lambda s: (_ for _ in ()).throw(Crash) if s == 4
+                   else None)
+    with pytest.raises(ConfigError, match="lr"):
+        run_search(space, digits, DATA, _config(lr=0.01), tmp_path / "r", resume=True)
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        run_search(space, digits, DATA, _config(), tmp_path / "empty", resume=True)
+
+
+@pytest.mark.parametrize("kw,match", [({"strategy": "evolution"}, "unknown strategy"),
+                                      ({"budget": 0}, "budget")])
+def test_bad_search_config(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        SearchConfig(**kw)
+    with pytest.raises(ConfigError, match="unknown search option 'budgett'"):
+        SearchConfig.from_dict({"budgett": 3})
