@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=50, help="early stop: window in updates")
     p.add_argument("--eps", type=float, default=0.005, help="early stop: reward plateau")
     p.add_argument("--checkpoint-every", type=int, default=50)
-    p.add_argument("--resume", action="store_true", help="continue the search in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the search in --out (start it if there is none)")
     p.add_argument("--out", required=True, help="output directory")
     _add_data_args(p)
     _add_run_args(p)

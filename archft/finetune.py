@@ -15,7 +15,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from archft.architecture import Architecture
+from archft.config import from_plain, require_positive_ints
 from archft.data import DataConfig, Dataset
 from archft.errors import ConfigError, WeightsError
 from archft.io import atomic_write_json, save_safetensors
@@ -71,16 +72,12 @@ class FinetuneConfig:
     def __post_init__(self):
         if self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
-        for name in ("steps", "batch_size", "eval_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer")
+        require_positive_ints(self, "steps", "batch_size", "eval_every")
 
     @classmethod
     def from_dict(cls, data: dict) -> "FinetuneConfig":
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown finetune option {unknown[0]!r}")
-        return cls(**data)
+        """Builds a config from plain data (YAML/JSON), refusing unknown fields."""
+        return from_plain(cls, data, "finetune")
 
 
 def _load_supernet_weights(arch: Architecture, search_dir: Path) -> nn.Module:

@@ -23,7 +23,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from archft.architecture import Architecture
+from archft.config import from_plain, require_positive_ints
 from archft.controller import Controller, reinforce_loss, update_baseline
 from archft.data import DataConfig, Dataset
 from archft.earlystop import EarlyStopConfig, EarlyStopper
@@ -115,12 +116,9 @@ class SearchConfig:
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of "
                               f"{', '.join(STRATEGIES)}")
-        for name in ("budget", "batch_size", "controller_every", "controller_steps",
-                     "reward_batch",
-                     "random_samples", "checkpoint_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got "
-                                  f"{getattr(self, name)!r}")
+        require_positive_ints(self, "budget", "batch_size", "controller_every",
+                              "controller_steps", "reward_batch", "random_samples",
+                              "checkpoint_every")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,18 +126,7 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "SearchConfig":
         """Builds a config from plain data (YAML/JSON), refusing unknown fields."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown search option {unknown[0]!r}")
-        data = dict(data)
-        if isinstance(data.get("early_stop"), dict):
-            es_known = {f.name for f in fields(EarlyStopConfig)}
-            bad = sorted(set(data["early_stop"]) - es_known)
-            if bad:
-                raise ConfigError(f"unknown early_stop option {bad[0]!r}")
-            data["early_stop"] = EarlyStopConfig(**data["early_stop"])
-        return cls(**data)
+        return from_plain(cls, data, "search", early_stop=EarlyStopConfig)
 
 
 @dataclass
@@ -351,15 +338,16 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
         data: its configuration (image size).
         config: search hyper-parameters.
         out: output directory.
-        resume: continue from `out/checkpoint.pt` (a finished search is returned as it is).
+        resume: continue from `out/checkpoint.pt`; a finished search is returned as it is and
+            an empty `out` starts a new one.
         on_step: called after every completed step (progress hooks, tests).
 
     Returns:
         The summary (also written to `summary.json`).
 
     Raises:
-        ConfigError: `out` holds another search and `resume` is False, or the checkpoint was
-            written with different settings.
+        ConfigError: `out` holds a search and `resume` is False, or the checkpoint was written
+            with different settings.
     """
     out = Path(out)
     ckpt_path, summary_path = out / CHECKPOINT, out / "summary.json"
@@ -369,7 +357,8 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
         raise ConfigError(f"{out} already holds a search; pass --resume to continue it or "
                           "choose another --out")
     if resume and not ckpt_path.exists():
-        raise ConfigError(f"nothing to resume: no {CHECKPOINT} in {out}")
+        log.info("nothing to resume in %s: starting a new search", out)
+        resume = False
     out.mkdir(parents=True, exist_ok=True)
 
     c = config

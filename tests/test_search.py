@@ -129,8 +129,9 @@ def test_resume_refuses_other_settings(tmp_path, digits, space):
                    else None)
     with pytest.raises(ConfigError, match="lr"):
         run_search(space, digits, DATA, _config(lr=0.01), tmp_path / "r", resume=True)
-    with pytest.raises(ConfigError, match="nothing to resume"):
-        run_search(space, digits, DATA, _config(), tmp_path / "empty", resume=True)
+    # Nothing to resume: --resume starts the search (so a scheduled rerun needs no special case).
+    s = run_search(space, digits, DATA, _config(budget=2), tmp_path / "empty", resume=True)
+    assert s["steps"] == 2
 
 
 @pytest.mark.parametrize("kw,match", [({"strategy": "evolution"}, "unknown strategy"),
@@ -140,3 +141,12 @@ def test_bad_search_config(kw, match):
         SearchConfig(**kw)
     with pytest.raises(ConfigError, match="unknown search option 'budgett'"):
         SearchConfig.from_dict({"budgett": 3})
+
+
+def test_config_from_plain_data():
+    c = SearchConfig.from_dict({"budget": 7, "early_stop": {"tau": 0.8}})
+    assert c.budget == 7 and c.early_stop.tau == 0.8 and c.early_stop.window == 50
+    with pytest.raises(ConfigError, match="unknown early_stop option 'tua'"):
+        SearchConfig.from_dict({"early_stop": {"tua": 0.8}})
+    with pytest.raises(ConfigError, match="controller_steps must be a positive integer"):
+        SearchConfig(controller_steps=0)
