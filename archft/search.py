@@ -76,6 +76,8 @@ class SearchConfig:
         gamma: discount of eq. 4.
         reward_batch: validation images per reward (the whole split if smaller).
         random_samples: architectures the random strategy compares at the end.
+        darts_steps: architecture-weight updates per round for DARTS (one per weight step as
+            in Liu et al.: each costs a forward and backward through every candidate).
         darts_lr: Adam learning rate of the DARTS architecture weights.
         darts_weight_decay: their weight decay.
         early_stop: early-stopping criterion.
@@ -103,6 +105,7 @@ class SearchConfig:
     gamma: float = 1.0
     reward_batch: int = 256
     random_samples: int = 20
+    darts_steps: int = 1
     darts_lr: float = 3e-4
     darts_weight_decay: float = 1e-3
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
@@ -117,7 +120,7 @@ class SearchConfig:
             raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of "
                               f"{', '.join(STRATEGIES)}")
         require_positive_ints(self, "budget", "batch_size", "controller_every",
-                              "controller_steps", "reward_batch", "random_samples",
+                              "controller_steps", "darts_steps", "reward_batch", "random_samples",
                               "checkpoint_every")
 
     def to_dict(self) -> dict:
@@ -378,8 +381,10 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
     strategy = _STRATEGIES[c.strategy](space, supernet, c, device, val)
     params = list(supernet.trainable_parameters())
     opt = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-    state, stopper = _State(), EarlyStopper(c.early_stop if c.strategy != "random" else
-                                            EarlyStopConfig(enabled=False))
+    state = _State()
+    stopper = EarlyStopper(c.early_stop if c.strategy != "random" else
+                           EarlyStopConfig(enabled=False), budget=c.budget)
+    updates_per_round = c.darts_steps if c.strategy == "darts" else c.controller_steps
     history: list[dict] = []
     if resume:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -443,7 +448,7 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
         fired = False
         if state.step % c.controller_every:
             return fired
-        for _ in range(c.controller_steps):
+        for _ in range(updates_per_round):
             row = strategy.update(state.updates, reward_rows(state.updates), state)
             row = {"update": state.updates, "step": state.step, **row}
             state.updates += 1

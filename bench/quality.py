@@ -69,7 +69,8 @@ def main() -> None:
                          "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
                          "curve": m["curve"], "search_steps": s["steps"],
                          "stopped_early": s["stopped_early"], "cost_saved": s["cost_saved"],
-                         "search_seconds": s["wall_seconds"], "finetune_seconds": m["wall_seconds"]})
+                         "search_seconds": s["wall_seconds"],
+                         "finetune_seconds": m["wall_seconds"]})
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
         m = run_finetune(vanilla_arch, dataset, data,
                          FinetuneConfig(steps=args.steps, seed=seed, progress=False, vanilla=True),

@@ -51,6 +51,11 @@ def test_noisy_rewards_need_a_confident_plateau():
     assert fired is None
 
 
+def test_never_stops_in_the_first_part_of_the_budget():
+    s = EarlyStopper(EarlyStopConfig(window=5, min_updates=10, min_fraction=0.25), budget=100)
+    assert _feed(s, 300, lambda u: 0.9, lambda u: [[1.0, 0.0]], lambda u: [0]) == 25
+
+
 def test_disabled_never_fires_and_state_round_trips():
     s = EarlyStopper(EarlyStopConfig(enabled=False, window=5, min_updates=5))
     assert _feed(s, 50, lambda u: 1.0, lambda u: [[1.0, 0.0]], lambda u: [0]) is None
