@@ -110,6 +110,9 @@ def run_export(model_dir: str | Path, dataset: Dataset, data: DataConfig, out: s
     size = data.image_size
     if metrics.get("image_size", size) != size:
         raise ConfigError(f"{model_dir} was trained at {metrics['image_size']} px, not {size}")
+    if metrics.get("classes", dataset.classes) != dataset.classes:
+        raise ConfigError(f"{model_dir} was trained on classes {metrics['classes']}, the "
+                          f"dataset {dataset.name} has {dataset.classes}")
     pre = arch.space.spec.preprocessing
     preprocessing = {"size": [size, size], "mean": list(pre.mean), "std": list(pre.std),
                      "resize": "bilinear", "scale": "rgb / 255"}

@@ -101,6 +101,20 @@ def test_onnx_reproduces_torch_with_metadata_only(runs, digits, tmp_path):
     assert json.loads((tmp_path / "onnx_report.json").read_text()) == report
 
 
+def test_export_refuses_another_dataset(runs, tmp_path):
+    other = DataConfig("digits", image_size=48)
+    with pytest.raises(ConfigError, match="trained at 32 px, not 48"):
+        run_export(runs["root"] / "two", load_dataset(other), other, tmp_path)
+    metrics = json.loads((runs["root"] / "two" / "metrics.json").read_text())
+    copy = tmp_path / "renamed"
+    copy.mkdir()
+    for name in ("architecture.json", "weights.safetensors"):
+        (copy / name).write_bytes((runs["root"] / "two" / name).read_bytes())
+    (copy / "metrics.json").write_text(json.dumps({**metrics, "classes": list("abcdefghij")}))
+    with pytest.raises(ConfigError, match="trained on classes"):
+        run_export(copy, load_dataset(DATA), DATA, tmp_path / "x")
+
+
 def test_compare(runs):
     result = compare(runs["root"] / "two", runs["root"] / "vanilla")
     target = min(runs["two"]["test_accuracy"], runs["vanilla"]["test_accuracy"])
