@@ -257,20 +257,11 @@ class _Darts(_Strategy):
         self.supernet.set_mixture([a.detach().softmax(0) for a in self.alphas])
 
     def update(self, u, idx, state):
-        from archft.models import run_steps
-
-        c, val = self.config, self.val
         self.supernet.eval()  # alphas learn through fixed BN statistics
         self.supernet.set_mixture([a.softmax(0) for a in self.alphas])
-        y = val.labels[idx]
-        with autocast(self.device, c.amp):
-            if val.features is not None:
-                logits = run_steps(self.supernet.net, val.spec.steps[val.start:],
-                                   val.features[idx])
-            else:
-                x = val.transform(val.images[idx.cpu()].to(self.device))
-                logits = self.supernet(x)
-            loss = F.cross_entropy(logits.float(), y)
+        y = self.val.labels[idx]
+        logits = self.val.logits(self.supernet, idx)
+        loss = F.cross_entropy(logits.float(), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -14,7 +14,7 @@ from torch import nn
 
 from archft.data import DataConfig, Dataset
 from archft.errors import ConfigError
-from archft.loaders import BatchTransform, make_loader
+from archft.loaders import BatchTransform
 from archft.models import Preprocessing
 from archft.rng import derive_seed
 
@@ -63,30 +63,6 @@ def transforms(pre: Preprocessing, data: DataConfig, dataset: Dataset, device: t
 def seed_step(seed: int, step: int) -> None:
     """Seeds the global RNG (dropout) for one step: a pure function of (seed, step)."""
     torch.manual_seed(derive_seed(seed, "step", step))
-
-
-@torch.no_grad()
-def evaluate(net: nn.Module, dataset: Dataset, split: str, transform: BatchTransform,
-             device: torch.device, amp: bool = True, batch_size: int = 512) -> float:
-    """Top-1 accuracy of `net` on a split (net left in eval mode)."""
-    net.eval()
-    loader = make_loader(dataset, split, transform, batch_size, device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    total = 0
-    for x, y in loader:
-        with autocast(device, amp):
-            correct += (net(x).argmax(1) == y).sum()
-        total += len(y)
-    return correct.item() / max(total, 1)  # SYNC: once per evaluation
-
-
-@torch.no_grad()
-def accuracy_on(net: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                amp: bool = True) -> torch.Tensor:
-    """Accuracy on one batch, as a device tensor (no sync)."""
-    net.eval()
-    with autocast(device, amp):
-        return (net(x).argmax(1) == y).float().mean()
 
 
 def _body(net: nn.Module) -> nn.Module:
@@ -140,24 +116,28 @@ class ScopedEvaluator:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def logits(self, net: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+        """Logits of `net` for rows `rows` of the split: the in-scope tail on the cached
+        features, or a full forward when there is no cache. Gradients flow if enabled (DARTS
+        trains its architecture weights through this)."""
+        from archft.models import run_steps
+
+        net = _body(net)
+        with autocast(self.device, self.amp):
+            if self.features is not None:
+                return run_steps(net, self.spec.steps[self.start:], self.features[rows])
+            return net(self.transform(self.images[rows.cpu()].to(self.device)))
+
     @torch.no_grad()
     def correct(self, net: nn.Module, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Number of correct predictions (a device tensor: no sync) on the split or on the
         rows `idx` of it."""
-        from archft.models import run_steps
-
-        net = _body(net).eval()
-        n = len(self.labels)
-        order = idx if idx is not None else torch.arange(n, device=self.device)
+        net.eval()
+        order = idx if idx is not None else torch.arange(len(self.labels), device=self.device)
         total = torch.zeros((), dtype=torch.long, device=self.device)
         for i in range(0, len(order), self.batch_size):
             rows = order[i:i + self.batch_size]
-            with autocast(self.device, self.amp):
-                if self.features is not None:
-                    logits = run_steps(net, self.spec.steps[self.start:], self.features[rows])
-                else:
-                    logits = net(self.transform(self.images[rows.cpu()].to(self.device)))
-            total += (logits.argmax(1) == self.labels[rows]).sum()
+            total += (self.logits(net, rows).argmax(1) == self.labels[rows]).sum()
         return total
 
     def accuracy(self, net: nn.Module, idx: torch.Tensor | None = None) -> float:
