@@ -58,6 +58,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
                "resident": ds.images is not None}
     if args.manifest:
         atomic_write_json(args.manifest, {"summary": summary, "records": ds.manifest()})
+    if args.materialize:
+        from archft.manifest import materialize
+
+        materialize(ds, args.materialize)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -70,7 +74,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _data_config(args: argparse.Namespace):
     from archft.data import DataConfig
 
-    return DataConfig(args.dataset, args.image_size, args.data_seed, download=args.download)
+    return DataConfig(args.dataset, args.image_size, args.data_seed, download=args.download,
+                      flip=args.flip)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -78,6 +83,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, default=32, help="model input side (default 32)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the train/val/test split")
     p.add_argument("--download", action="store_true", help="download CIFAR-10 if missing")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="random horizontal flips in training (default: off for digits, else on)")
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -191,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="load, split and summarise a dataset")
     _add_data_args(p)
     p.add_argument("--manifest", help="write the manifest (JSON) here")
+    p.add_argument("--materialize", metavar="DIR",
+                   help="write the images as DIR/<split>/<class>/<n>.png (an image folder)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_data)
 

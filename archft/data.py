@@ -49,6 +49,8 @@ class DataConfig:
             split).
         download: allow downloading CIFAR-10 when it is missing.
         max_resident_bytes: image folders larger than this (decoded) are streamed from disk.
+        flip: random horizontal flips in training (None: the source's default, which is off for
+            digits and on otherwise; turn it off for text, digits or anything handed).
     """
 
     source: str = "digits"
@@ -58,6 +60,7 @@ class DataConfig:
     test_fraction: float = 0.2
     download: bool = False
     max_resident_bytes: int = DEFAULT_MAX_RESIDENT_BYTES
+    flip: bool | None = None
 
     def __post_init__(self):
         if not isinstance(self.image_size, int) or not 8 <= self.image_size <= 1024:
@@ -159,7 +162,10 @@ def load_dataset(config: DataConfig) -> Dataset:
         raise ConfigError("the digits dataset takes no path")
     if kind != "digits" and not arg:
         raise ConfigError(f"dataset {kind} needs a path: {kind}:PATH")
-    return loaders[kind](config, arg)
+    dataset = loaders[kind](config, arg)
+    if config.flip is not None:
+        dataset.flip = config.flip
+    return dataset
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,9 +394,11 @@ def _class_dirs(folder: Path) -> list[Path]:
     return entries
 
 
-def _class_images(folder: Path) -> list[Path]:
+def _class_images(folder: Path, strict: bool = True) -> list[Path]:
     files = [p for p in sorted(folder.rglob("*")) if p.is_file()
              and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    if not strict:
+        return files
     for p in files:
         if p.suffix.lower() not in IMAGE_EXTENSIONS:
             raise DataError(f"not an image file: {p} (expected one of "
@@ -400,8 +408,19 @@ def _class_images(folder: Path) -> list[Path]:
     return files
 
 
-def _load_imagefolder(config: DataConfig, arg: str) -> Dataset:
-    root = Path(arg).expanduser()
+def list_imagefolder(root: Path, strict: bool = True
+                     ) -> tuple[list[str], list[tuple[Path, int, str | None]]]:
+    """Class names and (file, label, given split or None) of an image folder.
+
+    Args:
+        root: PATH/<class>/<image> or PATH/train|val|test/<class>/<image>.
+        strict: refuse empty class folders and non-image files (loading); lenient listing keeps
+            them for a validation suite to report.
+
+    Raises:
+        DataError: a missing root, files beside the class folders, no class folders, or (strict)
+            an empty class folder or a file that is not an image.
+    """
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
     split_layout = (root / "train").is_dir()
@@ -420,7 +439,13 @@ def _load_imagefolder(config: DataConfig, arg: str) -> Dataset:
             if cdir.name not in classes:
                 raise DataError(f"class folder {cdir} has no counterpart in {root / 'train'}")
             label = classes.index(cdir.name)
-            files += [(p, label, split) for p in _class_images(cdir)]
+            files += [(p, label, split) for p in _class_images(cdir, strict)]
+    return classes, files
+
+
+def _load_imagefolder(config: DataConfig, arg: str) -> Dataset:
+    root = Path(arg).expanduser()
+    classes, files = list_imagefolder(root)
 
     size = config.image_size
     resident = len(files) * 3 * size * size <= config.max_resident_bytes

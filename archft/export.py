@@ -93,46 +93,60 @@ def _median_ms(fn, repeats: int) -> float:
     return 1000 * float(np.median(times))
 
 
-def run_export(model_dir: str | Path, dataset: Dataset, data: DataConfig, out: str | Path,
-               latency_repeats: int = 20) -> dict:
-    """Exports a model directory to `out/model.onnx` and evaluates it with onnxruntime.
+def export_model(model_dir: str | Path, out: str | Path, image_size: int, classes: list[str]
+                 ) -> Path:
+    """Exports a model directory to `out/model.onnx` with its preprocessing, class names and
+    architecture in the metadata.
 
-    The report (`out/onnx_report.json`) holds the test accuracy of onnxruntime (preprocessing
-    from the ONNX metadata only) and of torch, their top-1 agreement, the largest logit
-    difference, and the median latency of both on the CPU at batch 1 and 64.
+    Raises:
+        ConfigError: the model was trained at another image size or on other classes.
+    """
+    net, arch, metrics = load_model(model_dir)
+    if metrics.get("image_size", image_size) != image_size:
+        raise ConfigError(f"{model_dir} was trained at {metrics['image_size']} px, not "
+                          f"{image_size}")
+    if metrics.get("classes", classes) != classes:
+        raise ConfigError(f"{model_dir} was trained on classes {metrics['classes']}, the "
+                          f"dataset has {classes}")
+    pre = arch.space.spec.preprocessing
+    preprocessing = {"size": [image_size, image_size], "mean": list(pre.mean),
+                     "std": list(pre.std), "resize": "bilinear", "scale": "rgb / 255"}
+    return export_onnx(net, Path(out) / "model.onnx", image_size, {
+        "archft.preprocessing": json.dumps(preprocessing),
+        "archft.classes": json.dumps(classes),
+        "archft.architecture": json.dumps(arch.to_dict()),
+    })
+
+
+def evaluate_onnx(path: str | Path, model_dir: str | Path, dataset: Dataset,
+                  latency_repeats: int = 20) -> dict:
+    """Evaluates an exported model with onnxruntime on the test split, against torch.
+
+    onnxruntime preprocesses with the ONNX metadata alone (what a client gets); torch runs the
+    model directory the file was exported from.
 
     Returns:
-        The report.
+        Test accuracy of onnxruntime and of torch, their top-1 agreement, the largest logit
+        difference, per-class accuracy and the median CPU latency of both at batch 1 and 64.
     """
     import onnxruntime as ort
 
-    net, arch, metrics = load_model(model_dir)
-    size = data.image_size
-    if metrics.get("image_size", size) != size:
-        raise ConfigError(f"{model_dir} was trained at {metrics['image_size']} px, not {size}")
-    if metrics.get("classes", dataset.classes) != dataset.classes:
-        raise ConfigError(f"{model_dir} was trained on classes {metrics['classes']}, the "
-                          f"dataset {dataset.name} has {dataset.classes}")
-    pre = arch.space.spec.preprocessing
-    preprocessing = {"size": [size, size], "mean": list(pre.mean), "std": list(pre.std),
-                     "resize": "bilinear", "scale": "rgb / 255"}
-    out = Path(out)
-    path = export_onnx(net, out / "model.onnx", size, {
-        "archft.preprocessing": json.dumps(preprocessing),
-        "archft.classes": json.dumps(dataset.classes),
-        "archft.architecture": json.dumps(arch.to_dict()),
-    })
+    net, arch, _ = load_model(model_dir)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     meta_pre, classes = read_preprocessing(session)
+    if classes != dataset.classes:
+        raise ConfigError(f"{path} labels classes {classes}, the dataset {dataset.name} has "
+                          f"{dataset.classes}")
 
     images = dataset.split_images("test")  # uint8 (N, 3, h, w)
     labels = dataset.labels("test").numpy()
     x_np = preprocess(images.permute(0, 2, 3, 1).numpy(), meta_pre)
     ort_logits = np.concatenate([session.run(None, {"input": x_np[i:i + 256]})[0]
                                  for i in range(0, len(x_np), 256)])
-    tf = BatchTransform(size, pre.mean, pre.std)
+    pre = arch.space.spec.preprocessing
+    tf = BatchTransform(meta_pre["size"][0], pre.mean, pre.std)
     with torch.no_grad():
         torch_logits = torch.cat([net(tf(images[i:i + 256])) for i in range(0, len(images), 256)])
     torch_logits = torch_logits.numpy()
@@ -149,16 +163,30 @@ def run_export(model_dir: str | Path, dataset: Dataset, data: DataConfig, out: s
             "torch_batch64_ms": _median_ms(lambda: net(torch.from_numpy(batch64)),
                                            latency_repeats),
         }
-    report = {
+    return {
         "model": str(path), "images": int(len(labels)), "classes": classes,
         "onnx_accuracy": float((ort_pred == labels).mean()),
         "torch_accuracy": float((torch_pred == labels).mean()),
         "top1_agreement": float((ort_pred == torch_pred).mean()),
         "max_logit_difference": float(np.abs(ort_logits - torch_logits).max()),
+        "per_class_accuracy": {c: float((ort_pred[labels == i] == i).mean())
+                               for i, c in enumerate(classes) if (labels == i).any()},
         "latency": {k: round(v, 3) for k, v in latency.items()},
         "threads": torch.get_num_threads(), "opset": OPSET,
         "onnxruntime": ort.__version__, "torch": torch.__version__,
         "preprocessing": meta_pre,
     }
-    atomic_write_json(out / "onnx_report.json", report)
+
+
+def run_export(model_dir: str | Path, dataset: Dataset, data: DataConfig, out: str | Path,
+               latency_repeats: int = 20) -> dict:
+    """Exports a model directory to `out/model.onnx` and evaluates it with onnxruntime; the
+    report (`evaluate_onnx`) is also written to `out/onnx_report.json`.
+
+    Returns:
+        The report.
+    """
+    path = export_model(model_dir, out, data.image_size, dataset.classes)
+    report = evaluate_onnx(path, model_dir, dataset, latency_repeats)
+    atomic_write_json(Path(out) / "onnx_report.json", report)
     return report

@@ -1,4 +1,5 @@
-"""PNG plots a person can look at: the action heat map (seed 000, Fig. 4) and accuracy curves."""
+"""PNG plots a person can look at: the action heat map (seed 000, Fig. 4), reward and accuracy
+curves."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from io import BytesIO
 from typing import Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -37,7 +39,6 @@ def action_heatmap(history: Sequence[dict], layers: Sequence[str],
         stop_step: search step where early stopping fired, marked on both panels.
         title: figure title.
     """
-    import numpy as np
 
     rows, labels = [], []
     for t, (layer, cands) in enumerate(zip(layers, candidates)):
@@ -83,5 +84,30 @@ def accuracy_curve(curves: dict[str, tuple[Sequence[int], Sequence[float]]],
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend()
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def reward_curve(history: Sequence[dict], path: str | os.PathLike,
+                 stop_step: int | None = None, title: str = "") -> None:
+    """Reward (validation accuracy of each sampled subnet), its moving mean and the REINFORCE
+    baseline against supernet steps, with the early stop marked."""
+    steps = np.array([h["step"] for h in history])
+    rewards = 100 * np.array([h["reward"] for h in history], dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, rewards, color="0.7", lw=0.8, label="reward")
+    k = min(20, len(rewards))
+    if k:
+        ax.plot(steps[k - 1:], np.convolve(rewards, np.ones(k) / k, mode="valid"), color="C0",
+                lw=1.5, label=f"moving mean ({k})")
+    baseline = [(h["step"], 100 * h["baseline"]) for h in history if h.get("baseline") is not None]
+    if baseline:
+        ax.plot(*zip(*baseline), color="C2", lw=1, ls=":", label="baseline")
+    if stop_step is not None:
+        ax.axvline(stop_step, color="C3", ls="--", lw=1, label="early stop")
+    ax.set_xlabel("supernet training step")
+    ax.set_ylabel("validation accuracy of sampled subnet (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     ax.set_title(title)
     _save(fig, path)

@@ -18,6 +18,7 @@ search from its last checkpoint exactly as the uninterrupted search would have g
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -39,7 +40,7 @@ from archft.earlystop import EarlyStopConfig, EarlyStopper
 from archft.errors import ConfigError
 from archft.io import atomic_write_bytes, atomic_write_json, atomic_write_text, save_safetensors
 from archft.loaders import make_loader
-from archft.plots import action_heatmap
+from archft.plots import action_heatmap, reward_curve
 from archft.rng import derive_seed, generator
 from archft.space import SearchSpace
 from archft.train import ScopedEvaluator, autocast, resolve_device, seed_step, to_device, transforms
@@ -319,12 +320,14 @@ def _config_mismatch(saved: dict, now: dict) -> str | None:
 
 def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: SearchConfig,
                out: str | Path, resume: bool = False,
-               on_step: Callable[[int], None] | None = None) -> dict:
+               on_step: Callable[[int], None] | None = None,
+               init: dict[str, torch.Tensor] | None = None) -> dict:
     """Runs the architecture search and writes its outputs to `out`.
 
     Outputs: `architecture.json`, `search_history.jsonl` (one row per controller update),
-    `action_heatmap.png`, `summary.json`, `supernet.safetensors` (searched weights, for
-    fine-tuning with `--init supernet`), and `checkpoint.pt` while the search is unfinished.
+    `action_heatmap.png`, `reward_curve.png`, `summary.json`, `supernet.safetensors` (searched
+    weights, for fine-tuning with `--init supernet`), and `checkpoint.pt` while the search is
+    unfinished.
 
     Args:
         space: the search space.
@@ -335,6 +338,8 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
         resume: continue from `out/checkpoint.pt`; a finished search is returned as it is and
             an empty `out` starts a new one.
         on_step: called after every completed step (progress hooks, tests).
+        init: the supernet's initial state dict (as `build_supernet` of a pipeline stored it);
+            the base's pretrained weights are then not loaded again.
 
     Returns:
         The summary (also written to `summary.json`).
@@ -363,7 +368,12 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
                     len(inert), space.num_decisions, inert[0]["layer"],
                     "x".join(map(str, inert[0]["input"])), inert[0]["equivalent"][0])
     device = resolve_device(c.device)
-    supernet = to_device(space.build_supernet(), device)
+    if init is None:
+        supernet = space.build_supernet()
+    else:
+        supernet = dataclasses.replace(space, weights="none").build_supernet()
+        supernet.load_state_dict(init)
+    supernet = to_device(supernet, device)
     train_tf, eval_tf = transforms(space.spec.preprocessing, data, dataset, device)
     if len(dataset.indices("val")) == 0:
         raise ConfigError("the validation split is empty: the search needs it for rewards")
@@ -502,6 +512,8 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
         action_heatmap(history, [d.layer for d in space.decisions],
                        [d.candidates for d in space.decisions], out / "action_heatmap.png",
                        stopper.fired_at, f"{space.base}/{space.scope} {c.strategy}")
+        reward_curve(history, out / "reward_curve.png", stopper.fired_at,
+                     f"{space.base}/{space.scope} {c.strategy}")
     atomic_write_json(summary_path, summary)
     ckpt_path.unlink(missing_ok=True)
     return summary

@@ -45,8 +45,8 @@ def test_strategy_writes_every_output(tmp_path, digits, space, strategy):
     s = run_search(space, digits, DATA, _config(strategy=strategy, early_stop=EarlyStopConfig(
         enabled=False)), out)
     assert {p.name for p in out.iterdir()} == {"architecture.json", "search_history.jsonl",
-                                               "action_heatmap.png", "summary.json",
-                                               "supernet.safetensors"}
+                                               "action_heatmap.png", "reward_curve.png",
+                                               "summary.json", "supernet.safetensors"}
     arch = Architecture.load(out / "architecture.json", space)
     assert arch.names == s["architecture"]
     history = _history(out)
@@ -63,6 +63,8 @@ def test_strategy_writes_every_output(tmp_path, digits, space, strategy):
     # Lite0's last stage sees 1x1 maps at 32 px: the kernel choice is flagged as inert.
     assert summary["inert_kernel_decisions"][0]["layer"] == "blocks.15"
     with Image.open(out / "action_heatmap.png") as im:
+        assert im.size[0] > 400 and im.size[1] > 150
+    with Image.open(out / "reward_curve.png") as im:
         assert im.size[0] > 400 and im.size[1] > 150
 
 

@@ -1,0 +1,174 @@
+"""What a data validation suite checks, and how a dataset is versioned on disk.
+
+`survey` lists every file a source holds, readable or not, so that a corrupt image, an empty
+class folder or an image shared by two splits becomes a row a validation suite can name instead
+of an exception half-way through loading. `source_version` is a cheap stat-based key of the
+source files (a pipeline caches on it); `materialize` writes a dataset as a split-layout image
+folder (the DVC `prepare` stage).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from archft.data import (
+    SPLITS,
+    DataConfig,
+    Dataset,
+    assign_splits,
+    list_imagefolder,
+    load_dataset,
+)
+from archft.errors import ConfigError, DataError
+from archft.io import atomic_write_bytes
+
+COLUMNS = ("path", "label", "class", "split", "sha256", "width", "height", "channels",
+           "readable", "error")
+
+
+@dataclass(frozen=True)
+class Survey:
+    """A source as a validation suite sees it.
+
+    Attributes:
+        source: the source string.
+        root: directory of its files ("" for digits).
+        classes: every class the source declares (also those with no images).
+        rows: one dict per file with `COLUMNS`; `readable` is False (and `error` says why) for a
+            file that does not decode as an image.
+    """
+
+    source: str
+    root: str
+    classes: list[str]
+    rows: list[dict]
+
+    def fingerprint(self) -> str:
+        """Same definition as `Dataset.fingerprint` (over readable rows)."""
+        h = hashlib.sha256(json.dumps(self.classes).encode())
+        for r in self.rows:
+            if r["readable"]:
+                h.update(f"{r['path']}\t{r['label']}\t{r['split']}\t{r['sha256']}\n".encode())
+        return h.hexdigest()
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """split -> class -> readable images."""
+        out = {s: {c: 0 for c in self.classes} for s in SPLITS}
+        for r in self.rows:
+            if r["readable"]:
+                out[r["split"]][r["class"]] += 1
+        return out
+
+
+def survey(config: DataConfig) -> Survey:
+    """Lists the source's files with labels, splits, hashes, sizes and channels.
+
+    Splits are assigned exactly as `load_dataset` assigns them, so when every file is readable
+    the survey's fingerprint equals the loaded dataset's.
+
+    Raises:
+        ConfigError / DataError: the source cannot be listed at all (unknown kind, missing
+            folder, files beside the class folders); individual bad files do not raise.
+    """
+    kind, _, arg = config.source.partition(":")
+    if kind != "imagefolder":
+        ds = load_dataset(config)
+        rows = [{**r, "channels": 1 if kind == "digits" else 3, "readable": True, "error": ""}
+                for r in ds.manifest()]
+        return Survey(ds.name, ds.root, ds.classes, rows)
+    if not arg:
+        raise ConfigError("dataset imagefolder needs a path: imagefolder:PATH")
+    root = Path(arg).expanduser()
+    classes, files = list_imagefolder(root, strict=False)
+    rows = []
+    for path, label, _ in files:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise DataError(f"cannot read {path}: {e.strerror}") from None
+        rows.append({"path": path.relative_to(root).as_posix(), "label": label,
+                     "class": classes[label], "sha256": hashlib.sha256(data).hexdigest(),
+                     **_probe(data)})
+    splits = assign_splits([r["label"] for r in rows], [r["sha256"] for r in rows],
+                           [f[2] for f in files], config)
+    rows = [{c: {**r, "split": s}[c] for c in COLUMNS} for r, s in zip(rows, splits)]
+    return Survey(f"imagefolder:{root}", str(root), classes, rows)
+
+
+def _probe(data: bytes) -> dict:
+    """Decodes fully (a truncated file fails only when its pixels are read)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return {"width": im.width, "height": im.height, "channels": len(im.getbands()),
+                    "readable": True, "error": ""}
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        return {"width": 0, "height": 0, "channels": 0, "readable": False,
+                "error": str(e).splitlines()[0] if str(e) else type(e).__name__}
+
+
+def source_version(config: DataConfig) -> str:
+    """A key that changes whenever a file of the source is added, removed or modified
+    (path, size and modification time of each; no file is read), combined with the config.
+
+    A pipeline passes it to its ingest step so that ingest is cached exactly while the data
+    stands still.
+    """
+    h = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
+    kind, _, arg = config.source.partition(":")
+    if kind == "digits":
+        import sklearn
+
+        h.update(f"sklearn {sklearn.__version__}".encode())
+        return h.hexdigest()
+    root = Path(arg).expanduser()
+    if not root.exists():
+        raise DataError(f"dataset not found: {root}")
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n"
+                     .encode())
+    return h.hexdigest()
+
+
+def materialize(dataset: Dataset, out: str | Path) -> Path:
+    """Writes a resident dataset as PNG files in the split layout `out/<split>/<class>/<n>.png`.
+
+    Loading `imagefolder:out` at the same image size gives the same pixels and splits back
+    (PNG is lossless; the splits are the folders). Files are written to a temporary folder that
+    replaces `out` at the end, so an interrupted run leaves the old copy intact.
+
+    Returns:
+        `out`.
+    """
+    import shutil
+
+    from PIL import Image
+
+    if dataset.images is None:
+        raise ConfigError(f"{dataset.name} is streamed from disk; it is an image folder already")
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    width = len(str(len(dataset.records)))
+    for i, r in enumerate(dataset.records):
+        pixels = dataset.images[i].permute(1, 2, 0).numpy()
+        if (pixels == pixels[..., :1]).all():  # grey stored as RGB: keep one channel
+            pixels = pixels[..., 0]
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG", optimize=False)
+        name = f"{i:0{width}d}.png"
+        atomic_write_bytes(tmp / r.split / dataset.classes[r.label] / name, buf.getvalue())
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out

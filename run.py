@@ -1,0 +1,191 @@
+"""Runs the `architectural_finetuning` pipeline on the active ZenML stack.
+
+    python run.py --config configs/default.yaml [--no-cache] [--results DIR]
+
+The config is a ZenML run configuration (parameters, model, settings); its `parameters` are
+checked here first so that a typo fails in a second with one line naming the file and field.
+When the run finishes, its key outputs are copied to `--results` (default runs/<config name>).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
+
+from archft.errors import ArchftError, ConfigError  # noqa: E402
+
+PARAMETERS = ("data", "space", "search_config", "finetune_config", "validation", "vanilla")
+
+
+def check_config(path: Path) -> dict:
+    """Loads the run configuration and checks its parameters with archft's own validators.
+
+    Raises:
+        ConfigError: naming the file and the problem.
+    """
+    import yaml
+
+    from archft.data import DataConfig
+    from archft.finetune import FinetuneConfig
+    from archft.search import SearchConfig
+    from archft.space import SearchSpace
+    from steps.validate import validate
+
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("parameters"), dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'parameters' section")
+    params = config["parameters"]
+    unknown = sorted(set(params) - set(PARAMETERS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown parameter {unknown[0]!r}; expected "
+                          f"{', '.join(PARAMETERS)}")
+    try:
+        for name in ("data", "space", "search_config", "finetune_config"):
+            if not isinstance(params.get(name), dict):
+                raise ConfigError(f"parameters.{name} must be a mapping")
+        data_fields = set(inspect.signature(DataConfig).parameters)
+        bad = sorted(set(params["data"]) - data_fields)
+        if bad:
+            raise ConfigError(f"unknown data option {bad[0]!r}")
+        DataConfig(**params["data"])
+        space_fields = set(inspect.signature(SearchSpace.from_base).parameters) - {"num_classes"}
+        bad = sorted(set(params["space"]) - space_fields)
+        if bad:
+            raise ConfigError(f"unknown space option {bad[0]!r}")
+        SearchSpace.from_base(**params["space"])
+        SearchConfig.from_dict(params["search_config"])
+        FinetuneConfig.from_dict(params["finetune_config"])
+        allowed = set(inspect.signature(validate.entrypoint).parameters) - {"dataset", "manifest"}
+        bad = sorted(set(params.get("validation") or {}) - allowed)
+        if bad:
+            raise ConfigError(f"unknown validation option {bad[0]!r}")
+    except ArchftError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except TypeError as e:  # a field of the wrong kind
+        raise ConfigError(f"{path}: {e}") from None
+    return config
+
+
+def collect(run, results: Path) -> dict:
+    """Copies the run's outputs a person looks at into `results`; returns the evaluation."""
+    results.mkdir(parents=True, exist_ok=True)
+    steps = run.steps
+    wanted = {"search": ("search_result", "search"), "finetune": ("model", "model"),
+              "vanilla_baseline": ("vanilla_model", "vanilla"),
+              "export_onnx": ("onnx_model", "onnx")}
+    for step_name, (output, folder) in wanted.items():
+        if step_name not in steps:
+            continue
+        bundle = steps[step_name].outputs[output][0].load()
+        dst = results / folder
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(bundle.path, dst)
+    evaluation = steps["evaluate"].outputs["evaluation"][0].load()
+    promotion = steps["promote"].outputs["promotion"][0].load()
+    report = steps["validate"].outputs["validation_report"][0].load()
+    (results / "validation_report.html").write_text(str(report))
+    (results / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
+    (results / "promotion.json").write_text(json.dumps(promotion, indent=2))
+    return {"evaluation": evaluation, "promotion": promotion}
+
+
+def failure_line(run) -> str:
+    """The first failing step and the last line of its error."""
+    from zenml.enums import ExecutionStatus
+
+    for name, step_run in run.steps.items():
+        if step_run.status == ExecutionStatus.FAILED:
+            info = step_run.exception_info
+            message = info.traceback.strip().splitlines()[-1] if info and info.traceback else ""
+            return f"step {name} failed: {message}"
+    return f"pipeline run {run.name} ended {run.status}"
+
+
+class _UserErrorsWithoutTraceback(logging.Filter):
+    """ZenML logs a failed step with its traceback; a user error (bad data, failed validation)
+    is already named in one line by the step runner, so its traceback is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ArchftError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/default.yaml", type=Path,
+                        help="ZenML run configuration (default: configs/default.yaml)")
+    parser.add_argument("--no-cache", action="store_true", help="rerun every step")
+    parser.add_argument("--results", type=Path,
+                        help="where to copy the outputs (default: runs/<config name>)")
+    args = parser.parse_args(argv)
+    try:
+        check_config(args.config)
+    except ArchftError as e:
+        print(f"run.py: error: {e}", file=sys.stderr)
+        return 1
+
+    from zenml.client import Client
+
+    logging.getLogger("zenml.orchestrators.local.local_orchestrator").addFilter(
+        _UserErrorsWithoutTraceback())
+    from pipelines.architectural_finetuning import architectural_finetuning
+
+    options = {"config_path": str(args.config)}
+    if args.no_cache:
+        options["enable_cache"] = False
+    pipeline = architectural_finetuning.with_options(**options)
+    try:
+        run = pipeline()
+    except KeyboardInterrupt:
+        print("run.py: interrupted; run the same command again: finished steps come from the "
+              "cache and the search resumes from its checkpoint", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the step's own error is in the run's record
+        runs = Client().list_pipeline_runs(sort_by="desc:created", size=1,
+                                           pipeline="architectural_finetuning")
+        line = failure_line(runs.items[0]) if runs.items else f"{type(e).__name__}: {e}"
+        print(f"run.py: error: {line}", file=sys.stderr)
+        return 1
+    run = Client().get_pipeline_run(run.id)
+    results = args.results or Path("runs") / args.config.stem
+    out = collect(run, results)
+    e, p = out["evaluation"], out["promotion"]
+    cached = sum(s.status == "cached" for s in run.steps.values())
+    print(f"\npipeline run {run.name}: {len(run.steps)} steps ({cached} from the cache)")
+    print(f"  architecture   {e['architecture']}  ({e['subnets_in_space']:,} subnets in the "
+          f"{e['scope']} scope of {e['base']})")
+    stop = (f"early-stopped at step {e['early_stop_step']}, {100 * e['search_cost_saved']:.1f}% "
+            "of the search saved" if e["early_stop_step"] else "ran its full budget")
+    print(f"  search         {e['strategy']}, {stop}")
+    vanilla = (f"; vanilla baseline {100 * e['vanilla_test_accuracy']:.2f}%"
+               if "vanilla_test_accuracy" in e else "")
+    print(f"  test accuracy  {100 * e['test_accuracy']:.2f}% (onnxruntime, {e['test_images']} "
+          f"images){vanilla}")
+    print(f"  ONNX           top-1 agreement with torch {100 * e['onnx_top1_agreement']:.1f}%, "
+          f"batch-1 latency {e['latency_ms_batch1']:.2f} ms")
+    print(f"  model          {p['model']} version {p['version']} -> {p['stage']} ({p['reason']})")
+    print(f"results in {results}/: search/ (architecture.json, action_heatmap.png, "
+          "reward_curve.png), model/, vanilla/, onnx/model.onnx, evaluation.json, "
+          "validation_report.html")
+    print("dashboard: zenml login --local   (then open http://127.0.0.1:8237)")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    sys.exit(main())
