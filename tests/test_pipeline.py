@@ -1,0 +1,210 @@
+"""The pipeline on the real ZenML local stack (a temporary store), real Great Expectations and
+real onnxruntime: `python run.py` end to end, caching, validation failures and promotion.
+
+The runs share one store and go in order (about four minutes on two cores):
+    smoke        fresh store: every step runs; the first version goes to production
+    smoke again  every step from the cache but promote; equal accuracy stays in staging
+    budget 16    only search and what follows it rerun
+    3 steps      a worse fine-tune: staging
+    60 steps     a better fine-tune: production, the previous production version archived
+    corrupt / leaked image folders: fail at validate, naming the expectation; nothing promoted
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import write_imagefolder
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+STEPS = ("ingest", "validate", "build_supernet", "search", "vanilla_baseline", "finetune",
+         "export_onnx", "evaluate", "promote")
+
+
+class Pipeline:
+    """Runs `run.py` against a private ZenML store and reads the results back."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.env = {**os.environ, "ZENML_CONFIG_PATH": str(tmp / "zenml"),
+                    "ZENML_ANALYTICS_OPT_IN": "false", "ARCHFT_WORK": str(tmp / "work"),
+                    "ZENML_LOGGING_COLORS_DISABLED": "true"}
+        self.n = 0
+
+    def run(self, config: dict) -> subprocess.CompletedProcess:
+        self.n += 1
+        path = self.tmp / f"config{self.n}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return subprocess.run([sys.executable, "run.py", "--config", str(path), "--results",
+                               str(self.tmp / f"results{self.n}")], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=900)
+
+    def client(self):
+        os.environ.update({k: self.env[k] for k in ("ZENML_CONFIG_PATH",
+                                                     "ZENML_ANALYTICS_OPT_IN")})
+        from zenml.client import Client
+
+        return Client()
+
+    def last_run(self):
+        runs = self.client().list_pipeline_runs(sort_by="desc:created", size=1,
+                                                pipeline="architectural_finetuning")
+        return self.client().get_pipeline_run(runs.items[0].id)
+
+    def statuses(self) -> dict[str, str]:
+        return {name: str(s.status) for name, s in self.last_run().steps.items()}
+
+    def stages(self) -> dict[int, str | None]:
+        versions = self.client().list_model_versions("archft-classifier", size=100)
+        return {v.number: (str(v.stage) if v.stage else None) for v in versions.items}
+
+    def promotion(self) -> dict:
+        return self.last_run().steps["promote"].outputs["promotion"][0].load()
+
+
+def variant(**changes) -> dict:
+    config = copy.deepcopy(SMOKE)
+    for key, value in changes.items():
+        section, field = key.split("__")
+        config["parameters"][section][field] = value
+    return config
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Executes the sequence once; each test checks one part of it."""
+    p = Pipeline(tmp_path_factory.mktemp("pipeline"))
+    out = {}
+    for name, config in [("fresh", SMOKE), ("again", SMOKE),
+                         ("budget", variant(search_config__budget=16)),
+                         ("worse", variant(finetune_config__steps=3)),
+                         ("better", variant(finetune_config__steps=60))]:
+        proc = p.run(config)
+        assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
+        out[name] = {"stdout": proc.stdout, "statuses": p.statuses(), "stages": p.stages(),
+                     "promotion": p.promotion(), "run": p.last_run()}
+    saved = os.environ.copy()
+    yield p, out
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_smoke_pipeline_runs_every_step_and_reports(runs):
+    p, out = runs
+    fresh = out["fresh"]
+    assert fresh["statuses"] == {s: "completed" for s in STEPS}
+    assert "test accuracy" in fresh["stdout"] and "zenml login --local" in fresh["stdout"]
+    results = p.tmp / "results1"
+    for f in ("search/architecture.json", "search/action_heatmap.png", "search/reward_curve.png",
+              "model/weights.safetensors", "model/accuracy_curve.png", "onnx/model.onnx",
+              "vanilla/metrics.json", "evaluation.json", "validation_report.html"):
+        assert (results / f).is_file(), f
+    run = fresh["run"]
+    # Key numbers are metadata; plots are visualisations of the artifacts.
+    search_meta = run.steps["search"].run_metadata
+    assert search_meta["subnets_in_space"] == 6 and "search_cost_saved" in search_meta
+    evaluation = run.steps["evaluate"].outputs["evaluation"][0].load()
+    assert evaluation["onnx_top1_agreement"] > 0.99
+    assert evaluation["onnx_max_logit_difference"] < 1e-3
+    assert 0.5 < evaluation["test_accuracy"] <= 1 and "vanilla_test_accuracy" in evaluation
+    artifact = run.steps["search"].outputs["search_result"][0]
+    assert {Path(v.uri).name for v in artifact.visualizations} >= {"action_heatmap.png",
+                                                                   "reward_curve.png"}
+    assert artifact.run_metadata["num_subnets"] == 6
+    assert Path(artifact.uri, "architecture.json").is_file()  # stored file by file
+    version = p.client().get_model_version("archft-classifier", 1)
+    assert version.run_metadata["test_accuracy"] == evaluation["test_accuracy"]
+    assert version.run_metadata["subnets_in_space"] == 6
+
+
+def test_unchanged_rerun_is_fully_cached_but_promote(runs):
+    _, out = runs
+    assert out["again"]["statuses"] == {**{s: "cached" for s in STEPS}, "promote": "completed"}
+    assert "8 from the cache" in out["again"]["stdout"]
+
+
+def test_budget_change_reruns_search_and_its_successors_only(runs):
+    _, out = runs
+    statuses = out["budget"]["statuses"]
+    assert {s for s, v in statuses.items() if v == "cached"} == {
+        "ingest", "validate", "build_supernet", "vanilla_baseline"}
+    assert {s for s, v in statuses.items() if v == "completed"} == {
+        "search", "finetune", "export_onnx", "evaluate", "promote"}
+
+
+def test_promotion_keeps_the_best_model_in_production(runs):
+    _, out = runs
+    assert out["fresh"]["promotion"]["stage"] == "production"
+    assert out["again"]["promotion"]["stage"] == "staging"  # equal is not better
+    assert "does not beat" in out["again"]["promotion"]["reason"]
+    for name in ("budget", "worse", "better"):
+        prom = out[name]["promotion"]
+        previous = prom["previous_production_test_accuracy"]
+        assert prom["stage"] == ("production" if prom["test_accuracy"] > previous else "staging")
+    worse, better = out["worse"]["promotion"], out["better"]["promotion"]
+    assert worse["stage"] == "staging" and worse["test_accuracy"] < worse[
+        "previous_production_test_accuracy"]
+    assert better["stage"] == "production"
+    stages = out["better"]["stages"]
+    assert stages[better["version"]] == "production"
+    assert stages[worse["version"]] == "staging"
+    assert stages[better["previous_production"]] == "archived"
+    assert list(stages.values()).count("production") == 1
+
+
+def _bad_folder(root: Path, kind: str) -> Path:
+    if kind == "corrupt":
+        write_imagefolder(root, {"cat": 14, "dog": 14})
+        (root / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    else:  # the same photo in train and test: leakage
+        write_imagefolder(root / "train", {"cat": 14, "dog": 14})
+        write_imagefolder(root / "val", {"cat": 2, "dog": 2}, seed=1)
+        write_imagefolder(root / "test", {"cat": 2, "dog": 2}, seed=2)
+        shutil.copy(root / "train" / "dog" / "dog_3.png", root / "test" / "dog" / "copy.png")
+    return root
+
+
+@pytest.mark.parametrize("kind, expectation, culprit", [
+    ("corrupt", "expect_column_values_to_be_in_set(readable)", "cat/broken.png"),
+    ("leak", "expect_column_values_to_be_in_set(splits_with_this_image)", "test/dog/copy.png"),
+])
+def test_bad_data_fails_at_validate_and_promotes_nothing(runs, tmp_path, kind, expectation,
+                                                         culprit):
+    p, _ = runs
+    before = p.stages()
+    folder = _bad_folder(tmp_path / kind, kind)
+    config = variant(data__source=f"imagefolder:{folder}")
+    config["parameters"]["validation"]["min_train_images_per_class"] = 5
+    proc = p.run(config)
+    assert proc.returncode == 1
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("run.py: error: step validate failed:")
+    assert expectation in line and culprit in line
+    assert "Traceback" not in proc.stderr  # a user error is one line, not a stack
+    statuses = p.statuses()
+    assert statuses["ingest"] == "completed" and statuses["validate"] == "failed"
+    assert "promote" not in statuses or statuses["promote"] != "completed"
+    after = p.stages()
+    assert {v: s for v, s in after.items() if v in before} == before
+    assert all(s is None for v, s in after.items() if v not in before)
+    # The report that names the failure is kept for the audit.
+    report = p.client().get_artifact_version("validation_report").load()
+    assert "FAIL" in str(report) and culprit in str(report)
+
+
+def test_bad_config_is_one_line_naming_file_and_field(runs, tmp_path):
+    p, _ = runs
+    config = variant(search_config__budjet=5)
+    proc = p.run(config)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0
+    assert "unknown search option 'budjet'" in proc.stderr and "config" in proc.stderr
