@@ -16,21 +16,13 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q -c requirements.lock -e '.[pipeline,test]'
 	touch $(STAMP)
 
-# The main job until the ZenML pipeline lands: both stages, the vanilla baseline, ONNX export
-# and the comparison, on the offline default (digits + EfficientNet-Lite0 ImageNet weights).
-RUN ?= runs/default
+# The main job: materialise the dataset with DVC (offline, cached), then run the ZenML pipeline
+# ingest -> validate -> build_supernet -> search -> finetune (+ vanilla) -> export_onnx ->
+# evaluate -> promote on the offline default (EfficientNet-Lite0 ImageNet weights, digits).
+CONFIG ?= configs/default.yaml
 run: $(STAMP)
-	$(VENV)/bin/archft search --base efficientnet_lite0 --weights imagenet --scope small \
-		--dataset digits --strategy reinforce --budget 200 --seed 0 --resume --out $(RUN)/search
-	$(VENV)/bin/archft finetune --architecture $(RUN)/search/architecture.json --dataset digits \
-		--steps 300 --seed 0 --out $(RUN)/model
-	$(VENV)/bin/archft finetune --architecture $(RUN)/search/architecture.json --dataset digits \
-		--steps 300 --seed 0 --vanilla --out $(RUN)/vanilla
-	$(VENV)/bin/archft export --model $(RUN)/model --dataset digits --out $(RUN)/export
-	$(VENV)/bin/archft compare $(RUN)/model $(RUN)/vanilla --out $(RUN)
-	@echo "results in $(RUN)/: search/ (architecture.json, action_heatmap.png, summary.json),"
-	@echo "model/ and vanilla/ (weights, metrics.json, accuracy_curve.png), export/model.onnx,"
-	@echo "compare.md"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
+	$(PY) run.py --config $(CONFIG)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

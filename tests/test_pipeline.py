@@ -208,3 +208,61 @@ def test_bad_config_is_one_line_naming_file_and_field(runs, tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0
     assert "unknown search option 'budjet'" in proc.stderr and "config" in proc.stderr
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; `.ci/run` installs it
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dashboard(runs):
+    """The local ZenML server (`zenml login --local`) over the store of the runs above."""
+    p, out = runs
+    # The dashboard first asks a new user to fill in a survey; answer it the way the form does.
+    # (The server endpoint drops email_opted_in, so it is set on the SQL store before it starts.)
+    p.client().update_user("default", updated_email_opt_in=False,
+                           updated_metadata={"finished_onboarding_survey": True})
+    port = _free_port()
+    env = {**p.env, "ZENML_AUTO_OPEN_DASHBOARD": "false"}
+    zenml = [str(Path(sys.executable).with_name("zenml"))]
+    login = subprocess.run(zenml + ["login", "--local", "--port", str(port)], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert login.returncode == 0, login.stderr[-2000:]
+    try:
+        yield f"http://127.0.0.1:{port}", out
+    finally:
+        subprocess.run(zenml + ["logout", "--local"], env=env, capture_output=True, timeout=120)
+
+
+def test_dashboard_shows_the_run_and_its_steps(dashboard, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    url, out = dashboard
+    run = out["fresh"]["run"]
+    shot = Path(os.environ.get("ARCHFT_DASHBOARD_SCREENSHOT", tmp_path / "dashboard.png"))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/projects/default/runs/{run.id}", wait_until="networkidle",
+                      timeout=120_000)
+            page.get_by_text(run.name).first.wait_for(timeout=60_000)
+            assert "/survey" not in page.url and "/login" not in page.url, page.url
+            for name in STEPS:  # the DAG draws every step as a node
+                page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+            text = page.inner_text("body")
+            assert "architectural_finetuning" in text and "completed" in text
+            page.screenshot(path=str(shot), timeout=120_000, animations="disabled")
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 20_000
