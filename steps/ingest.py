@@ -24,7 +24,8 @@ def data_version(data: dict) -> str | None:
 
 
 def dvc_version(root: str) -> dict:
-    """The DVC hash of the tracked output holding `root`, and whether the files match it."""
+    """The DVC hash of the tracked output holding `root` (in the DVC repository around it), and
+    whether the files still match it."""
     if not root:
         return {"dvc_tracked": False}
     try:
@@ -34,10 +35,10 @@ def dvc_version(root: str) -> dict:
         return {"dvc_tracked": False}
     path = os.path.realpath(root)
     try:
-        with Repo(os.getcwd()) as repo:
+        with Repo(Repo.find_root(path)) as repo:
             for out in repo.index.outs:
                 if path == out.fs_path or path.startswith(out.fs_path + os.sep):
-                    changed = bool(repo.status(targets=[str(out.stage.path_in_repo)]))
+                    changed = bool(repo.status(targets=[out.stage.addressing]))
                     return {"dvc_tracked": True, "dvc_path": str(out.def_path),
                             "dvc_hash": out.hash_info.value, "dvc_modified": changed}
     except NotDvcRepoError:
