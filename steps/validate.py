@@ -82,9 +82,9 @@ def run_suite(frames: dict[str, pd.DataFrame], expectations: dict[str, list]) ->
             cfg = r.expectation_config
             column = cfg.kwargs.get("column")
             bad = [str(v.get(key)) for v in (r.result.get("unexpected_index_list") or [])]
+            unexpected = r.result.get("unexpected_count", 0 if r.success else 1)
             rows.append({"table": name, "expectation": f"{cfg.type}({column or ''})",
-                         "success": bool(r.success), "unexpected": r.result.get("unexpected_count",
-                                                                               0 if r.success else 1),
+                         "success": bool(r.success), "unexpected": unexpected,
                          "observed": r.result.get("observed_value"), "examples": bad[:5],
                          "kwargs": {k: v for k, v in cfg.kwargs.items()
                                     if k not in ("column", "batch_id")}})
