@@ -7,6 +7,7 @@ The runs share one store and go in order (about four minutes on two cores):
     budget 16    only search and what follows it rerun
     3 steps      a worse fine-tune: staging
     60 steps     a better fine-tune: production, the previous production version archived
+    no vanilla   the baseline left out by config: evaluate reruns without it
     corrupt / leaked image folders: fail at validate, naming the expectation; nothing promoted
 """
 
@@ -87,7 +88,9 @@ def runs(tmp_path_factory):
     for name, config in [("fresh", SMOKE), ("again", SMOKE),
                          ("budget", variant(search_config__budget=16)),
                          ("worse", variant(finetune_config__steps=3)),
-                         ("better", variant(finetune_config__steps=60))]:
+                         ("better", variant(finetune_config__steps=60)),
+                         ("no_vanilla", {**SMOKE, "parameters": {**SMOKE["parameters"],
+                                                                 "vanilla": False}})]:
         proc = p.run(config)
         assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
         out[name] = {"stdout": proc.stdout, "statuses": p.statuses(), "stages": p.stages(),
@@ -159,6 +162,17 @@ def test_promotion_keeps_the_best_model_in_production(runs):
     assert stages[worse["version"]] == "staging"
     assert stages[better["previous_production"]] == "archived"
     assert list(stages.values()).count("production") == 1
+
+
+def test_vanilla_baseline_is_optional(runs):
+    _, out = runs
+    statuses = out["no_vanilla"]["statuses"]
+    assert "vanilla_baseline" not in statuses
+    assert {s for s, v in statuses.items() if v == "completed"} == {"evaluate", "promote"}
+    evaluation = out["no_vanilla"]["run"].steps["evaluate"].outputs["evaluation"][0].load()
+    assert "vanilla_test_accuracy" not in evaluation
+    assert evaluation["test_accuracy"] == out["fresh"]["promotion"]["test_accuracy"]
+    assert "vanilla baseline" not in out["no_vanilla"]["stdout"]
 
 
 def _bad_folder(root: Path, kind: str) -> Path:
