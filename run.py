@@ -60,7 +60,11 @@ def check_config(path: Path) -> dict:
         bad = sorted(set(params["data"]) - data_fields)
         if bad:
             raise ConfigError(f"unknown data option {bad[0]!r}")
-        DataConfig(**params["data"])
+        data = DataConfig(**params["data"])
+        kind, _, where = data.source.partition(":")
+        if kind == "imagefolder" and where and not Path(where).expanduser().is_dir():
+            raise ConfigError(f"image folder not found: {where} (if dvc.yaml produces it, run "
+                              "`dvc repro` first; `make run` does both)")
         space_fields = set(inspect.signature(SearchSpace.from_base).parameters) - {"num_classes"}
         bad = sorted(set(params["space"]) - space_fields)
         if bad:

@@ -222,6 +222,9 @@ def test_bad_config_is_one_line_naming_file_and_field(runs, tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0
     assert "unknown search option 'budjet'" in proc.stderr and "config" in proc.stderr
+    proc = p.run(variant(data__source=f"imagefolder:{tmp_path / 'missing'}"))
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0
+    assert "image folder not found" in proc.stderr and "dvc repro" in proc.stderr
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `.ci/run` installs it
