@@ -84,19 +84,18 @@ def check_config(path: Path) -> dict:
 
 
 def collect(run, results: Path) -> dict:
-    """Copies the run's outputs a person looks at into `results`; returns the evaluation."""
+    """Copies the run's outputs a person looks at into `results`; returns the evaluation and
+    the promotion."""
     results.mkdir(parents=True, exist_ok=True)
     steps = run.steps
     wanted = {"search": ("search_result", "search"), "finetune": ("model", "model"),
               "vanilla_baseline": ("vanilla_model", "vanilla"),
               "export_onnx": ("onnx_model", "onnx")}
     for step_name, (output, folder) in wanted.items():
-        if step_name not in steps:
-            continue
-        bundle = steps[step_name].outputs[output][0].load()
         dst = results / folder
-        shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(bundle.path, dst)
+        shutil.rmtree(dst, ignore_errors=True)  # never leave an earlier run's copy behind
+        if step_name in steps:
+            shutil.copytree(steps[step_name].outputs[output][0].load().path, dst)
     evaluation = steps["evaluate"].outputs["evaluation"][0].load()
     promotion = steps["promote"].outputs["promotion"][0].load()
     report = steps["validate"].outputs["validation_report"][0].load()

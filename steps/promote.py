@@ -54,11 +54,12 @@ def promote(evaluation: dict) -> Annotated[dict, "promotion"]:
         stage, reason = "production", "already in production"
     else:
         stage, reason = decide(new, current and str(current.number), current_value)
+    # The numbers first: a production version must always carry the metric it is compared by.
+    model.log_metadata({k: evaluation[k] for k in MODEL_METADATA if evaluation.get(k) is not None}
+                       | {"promotion": {"stage": stage, "reason": reason}})
     model.set_stage(stage, force=True)
     result = {"stage": stage, "reason": reason, "model": model.name, "version": this,
               METRIC: new, "previous_production": current.number if current else None,
               "previous_production_" + METRIC: current_value}
-    model.log_metadata({k: evaluation[k] for k in MODEL_METADATA if evaluation.get(k) is not None}
-                       | {"promotion": {"stage": stage, "reason": reason}})
     log_metadata({"stage": stage, "reason": reason})
     return result
