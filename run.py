@@ -182,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ONNX           top-1 agreement with torch {100 * e['onnx_top1_agreement']:.1f}%, "
           f"batch-1 latency {e['latency_ms_batch1']:.2f} ms")
     print(f"  model          {p['model']} version {p['version']} -> {p['stage']} ({p['reason']})")
+    vanilla_dir = "vanilla/, " if (results / "vanilla").is_dir() else ""
     print(f"results in {results}/: search/ (architecture.json, action_heatmap.png, "
-          "reward_curve.png), model/, vanilla/, onnx/model.onnx, evaluation.json, "
+          f"reward_curve.png), model/, {vanilla_dir}onnx/model.onnx, evaluation.json, "
           "validation_report.html")
     print("dashboard: zenml login --local   (then open http://127.0.0.1:8237)")
     return 0

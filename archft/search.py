@@ -398,6 +398,7 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
         strategy.load_state_dict(ckpt["strategy"])
         stopper.load_state_dict(ckpt["stopper"])
         state = _State(**ckpt["state"])
+        log.info("resuming the search in %s at step %d of %d", out, state.step, c.budget)
         lines = (out / "search_history.jsonl").read_text().splitlines()
         history = [json.loads(line) for line in lines[:ckpt["history_rows"]]]
     # The history file always holds exactly the rows of the state it belongs with.

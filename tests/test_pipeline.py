@@ -9,15 +9,20 @@ The runs share one store and go in order (about four minutes on two cores):
     60 steps     a better fine-tune: production, the previous production version archived
     no vanilla   the baseline left out by config: evaluate reruns without it
     corrupt / leaked image folders: fail at validate, naming the expectation; nothing promoted
+    Ctrl-C during a search, then the same command: the search resumes from its checkpoint
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -225,6 +230,44 @@ def test_bad_config_is_one_line_naming_file_and_field(runs, tmp_path):
     proc = p.run(variant(data__source=f"imagefolder:{tmp_path / 'missing'}"))
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0
     assert "image folder not found" in proc.stderr and "dvc repro" in proc.stderr
+
+
+def test_interrupted_search_resumes_on_the_same_command(runs):
+    """Ctrl-C during the search: the step checkpoints and fails; the same command again takes
+    ingest/validate/build_supernet from the cache and continues the search where it stopped."""
+    p, _ = runs
+    config = variant(search_config__budget=40, search_config__checkpoint_every=2,
+                     search_config__early_stop={"enabled": False})
+    config["parameters"]["vanilla"] = False
+    path = p.tmp / "interrupted.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "run.py", "--config", str(path), "--results",
+               str(p.tmp / "resumed")]
+    proc = subprocess.Popen(command, cwd=ROOT, env=p.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not list((p.tmp / "work").glob("search-*/checkpoint.pt")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "search resumes from its checkpoint" in err.strip().splitlines()[-1]
+    assert p.statuses()["search"] == "failed"
+
+    proc = subprocess.run(command, cwd=ROOT, env=p.env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = re.search(r"resuming the search in \S+ at step (\d+) of 40",
+                        proc.stdout + proc.stderr)
+    assert resumed and 2 <= int(resumed[1]) < 40
+    statuses = p.statuses()
+    assert all(statuses[s] == "cached" for s in ("ingest", "validate", "build_supernet"))
+    assert statuses["search"] == "completed"
+    rows = (p.tmp / "resumed" / "search" / "search_history.jsonl").read_text().splitlines()
+    history = [json.loads(r) for r in rows]  # one row per controller update, none repeated
+    assert [h["update"] for h in history] == list(range(len(history)))
+    assert {h["step"] for h in history} == set(range(1, 41))
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `.ci/run` installs it
