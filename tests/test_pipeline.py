@@ -232,6 +232,23 @@ def test_bad_config_is_one_line_naming_file_and_field(runs, tmp_path):
     assert "image folder not found" in proc.stderr and "dvc repro" in proc.stderr
 
 
+@pytest.mark.parametrize("name", sorted(c.name for c in (ROOT / "configs").glob("*.yaml")))
+def test_shipped_configs_pass_the_checks(name, tmp_path, monkeypatch):
+    import run
+
+    monkeypatch.chdir(tmp_path)  # default.yaml reads data/digits, which `dvc repro` writes
+    (tmp_path / "data" / "digits").mkdir(parents=True)
+    params = run.check_config(ROOT / "configs" / name)["parameters"]
+    if name.startswith("paper_"):  # seed 000, Table 2
+        assert params["space"]["base"] == name.split("_")[1]
+        assert params["data"]["source"].startswith("cifar10:")
+        assert params["search_config"]["budget"] == 100_000
+        assert params["search_config"]["batch_size"] == params["finetune_config"][
+            "batch_size"] == 64
+        assert params["search_config"]["lr"] == 0.05
+        assert params["search_config"]["controller_lr"] == 3.5e-4
+
+
 def test_interrupted_search_resumes_on_the_same_command(runs):
     """Ctrl-C during the search: the step checkpoints and fails; the same command again takes
     ingest/validate/build_supernet from the cache and continues the search where it stopped."""
