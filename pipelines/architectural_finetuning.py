@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from zenml import Model, pipeline
+from zenml.config.cache_policy import CachePolicy
 
 from steps.build_supernet import build_supernet
+from steps.caching import code_version
 from steps.evaluate import evaluate
 from steps.export_onnx import export_onnx
 from steps.finetune import finetune
@@ -15,13 +17,14 @@ from steps.validate import validate
 from steps.vanilla_baseline import vanilla_baseline
 
 MODEL_NAME = "archft-classifier"
+MODEL = Model(name=MODEL_NAME, license="Apache-2.0", tags=["archft"],
+              description="An image classifier from architectural fine-tuning: a pretrained base "
+                          "whose scoped layers were searched, then fine-tuned on the target data.")
+# Besides each step's own source, parameters and inputs: the source of archft and steps/.
+CACHE_POLICY = CachePolicy(cache_func=code_version)
 
 
-@pipeline(name="architectural_finetuning", model=Model(
-    name=MODEL_NAME, license="Apache-2.0",
-    description="An image classifier from architectural fine-tuning: a pretrained base whose "
-                "scoped layers were searched, then fine-tuned on the target data.",
-    tags=["archft"]))
+@pipeline(name="architectural_finetuning", model=MODEL, cache_policy=CACHE_POLICY)
 def architectural_finetuning(data: dict, space: dict, search_config: dict, finetune_config: dict,
                              validation: dict | None = None, vanilla: bool = True) -> None:
     """ingest -> validate -> build_supernet -> search -> finetune -> export_onnx -> evaluate ->

@@ -1,13 +1,15 @@
 """The pipeline on the real ZenML local stack (a temporary store), real Great Expectations and
 real onnxruntime: `python run.py` end to end, caching, validation failures and promotion.
 
-The runs share one store and go in order (about four minutes on two cores):
+The fixture's runs share one store and go in order (about four minutes on two cores):
     smoke        fresh store: every step runs; the first version goes to production
     smoke again  every step from the cache but promote; equal accuracy stays in staging
     budget 16    only search and what follows it rerun
     3 steps      a worse fine-tune: staging
     60 steps     a better fine-tune: production, the previous production version archived
     no vanilla   the baseline left out by config: evaluate reruns without it
+The tests after it add runs to the same store (about two minutes more):
+    no vanilla from a checkout with archft changed: every step reruns
     corrupt / leaked image folders: fail at validate, naming the expectation; nothing promoted
     Ctrl-C during a search, then the same command: the search resumes from its checkpoint
 """
@@ -32,6 +34,7 @@ from tests.conftest import write_imagefolder
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+NO_VANILLA = {**SMOKE, "parameters": {**SMOKE["parameters"], "vanilla": False}}
 STEPS = ("ingest", "validate", "build_supernet", "search", "vanilla_baseline", "finetune",
          "export_onnx", "evaluate", "promote")
 
@@ -94,8 +97,7 @@ def runs(tmp_path_factory):
                          ("budget", variant(search_config__budget=16)),
                          ("worse", variant(finetune_config__steps=3)),
                          ("better", variant(finetune_config__steps=60)),
-                         ("no_vanilla", {**SMOKE, "parameters": {**SMOKE["parameters"],
-                                                                 "vanilla": False}})]:
+                         ("no_vanilla", NO_VANILLA)]:
         proc = p.run(config)
         assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
         out[name] = {"stdout": proc.stdout, "statuses": p.statuses(), "stages": p.stages(),
@@ -147,6 +149,27 @@ def test_budget_change_reruns_search_and_its_successors_only(runs):
         "ingest", "validate", "build_supernet", "vanilla_baseline"}
     assert {s for s, v in statuses.items() if v == "completed"} == {
         "search", "finetune", "export_onnx", "evaluate", "promote"}
+
+
+def test_a_change_in_the_code_steps_call_reruns_them(runs, tmp_path):
+    """ZenML keys a step on its own source only; the pipeline adds the source of archft and
+    steps/, so a fix in the library does not leave old results in the cache."""
+    p, out = runs
+    copy = tmp_path / "checkout"
+    for name in ("archft", "steps", "pipelines", "configs"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "run.py", copy)
+    with (copy / "archft" / "remap.py").open("a") as f:
+        f.write("\n# a fix that changes nothing but the source\n")
+    config = p.tmp / "code_change.yaml"
+    config.write_text(yaml.safe_dump(NO_VANILLA))  # run before: every step would be cached
+    proc = subprocess.run([sys.executable, "run.py", "--config", str(config), "--results",
+                           str(tmp_path / "results")], cwd=copy, env=p.env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    statuses = p.statuses()
+    assert statuses == {s: "completed" for s in STEPS if s != "vanilla_baseline"}
+    assert out["no_vanilla"]["run"].steps["search"].config.cache_policy.cache_func is not None
 
 
 def test_promotion_keeps_the_best_model_in_production(runs):
