@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from typing import Annotated
 
 from safetensors.torch import load_file
 from zenml import get_step_context, log_metadata, step
 
-from archft.search import CHECKPOINT, SearchConfig, run_search
+from archft.search import SearchConfig, run_search
 from steps.artifacts import SearchResult, SupernetInit, workdir
 from steps.build_supernet import space_from
 from steps.ingest import load_ingested
@@ -32,10 +31,6 @@ def search(supernet_init: SupernetInit, dataset: dict, search: dict
     data, data_config = load_ingested(dataset)
     space = space_from(supernet_init.json("space.json"))
     out = workdir("search", get_step_context().step_run.cache_key or "uncached")
-    if (out / "summary.json").exists() and not (out / CHECKPOINT).exists():
-        # A finished search is already stored as an artifact; a step that runs again (--no-cache)
-        # searches again rather than returning the old folder.
-        shutil.rmtree(out)
     s = run_search(space, data, data_config, config, out, resume=True,
                    init=load_file(str(supernet_init.path / "supernet.safetensors")))
     metadata = {"subnets_in_space": s["num_subnets"], "early_stop_step": s["stop_step"],
