@@ -20,7 +20,7 @@ import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -132,18 +132,30 @@ class Dataset:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """split -> class name -> number of images."""
-        out = {s: {c: 0 for c in self.classes} for s in SPLITS}
-        for r in self.records:
-            out[r.split][self.classes[r.label]] += 1
-        return out
+        return split_counts(self.classes, ((r.split, r.label) for r in self.records))
 
     def fingerprint(self) -> str:
-        """sha256 over class names and every (path, label, split, image sha256): two datasets
-        with the same fingerprint hold the same labelled images in the same splits."""
-        h = hashlib.sha256(json.dumps(self.classes).encode())
-        for r in self.records:
-            h.update(f"{r.path}\t{r.label}\t{r.split}\t{r.sha256}\n".encode())
-        return h.hexdigest()
+        """The module-level `fingerprint` of this dataset."""
+        return fingerprint(self.classes,
+                           ((r.path, r.label, r.split, r.sha256) for r in self.records))
+
+
+def split_counts(classes: list[str], items: Iterable[tuple[str, int]]
+                 ) -> dict[str, dict[str, int]]:
+    """split -> class name -> number of the (split, label) items."""
+    out = {s: {c: 0 for c in classes} for s in SPLITS}
+    for split, label in items:
+        out[split][classes[label]] += 1
+    return out
+
+
+def fingerprint(classes: list[str], items: Iterable[tuple[str, int, str, str]]) -> str:
+    """sha256 over class names and every (path, label, split, image sha256): two datasets
+    with the same fingerprint hold the same labelled images in the same splits."""
+    h = hashlib.sha256(json.dumps(classes).encode())
+    for path, label, split, sha256 in items:
+        h.update(f"{path}\t{label}\t{split}\t{sha256}\n".encode())
+    return h.hexdigest()
 
 
 def load_dataset(config: DataConfig) -> Dataset:

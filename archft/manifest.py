@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from archft.data import (
-    SPLITS,
     DataConfig,
     Dataset,
     assign_splits,
+    fingerprint,
     list_imagefolder,
     load_dataset,
+    split_counts,
 )
 from archft.errors import ConfigError, DataError
 from archft.io import atomic_write_bytes
@@ -50,20 +51,14 @@ class Survey:
     rows: list[dict]
 
     def fingerprint(self) -> str:
-        """Same definition as `Dataset.fingerprint` (over readable rows)."""
-        h = hashlib.sha256(json.dumps(self.classes).encode())
-        for r in self.rows:
-            if r["readable"]:
-                h.update(f"{r['path']}\t{r['label']}\t{r['split']}\t{r['sha256']}\n".encode())
-        return h.hexdigest()
+        """`archft.data.fingerprint` over the readable rows (a `Dataset`'s, once loaded)."""
+        return fingerprint(self.classes, ((r["path"], r["label"], r["split"], r["sha256"])
+                                          for r in self.rows if r["readable"]))
 
     def counts(self) -> dict[str, dict[str, int]]:
         """split -> class -> readable images."""
-        out = {s: {c: 0 for c in self.classes} for s in SPLITS}
-        for r in self.rows:
-            if r["readable"]:
-                out[r["split"]][r["class"]] += 1
-        return out
+        return split_counts(self.classes,
+                            ((r["split"], r["label"]) for r in self.rows if r["readable"]))
 
 
 def survey(config: DataConfig) -> Survey:

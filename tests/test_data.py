@@ -192,3 +192,15 @@ def test_decode_image_resizes_shorter_side_and_crops(tmp_path):
     Image.fromarray(img).convert("L").save(tmp_path / "g.png")
     x, w, h = decode_image(tmp_path / "g.png", 20)
     assert x.shape == (3, 20, 20) and (w, h) == (60, 40) and torch.equal(x[0], x[1])
+
+
+def test_survey_describes_the_dataset_load_dataset_gives(imagefolder):
+    from archft.manifest import survey
+
+    config = DataConfig(source=f"imagefolder:{imagefolder}", image_size=24)
+    s, ds = survey(config), load_dataset(config)
+    assert s.fingerprint() == ds.fingerprint() and s.counts() == ds.counts()
+    (imagefolder / "rose" / "broken.png").write_bytes(b"not an image")
+    s = survey(config)  # the unreadable file is a row, left out of fingerprint and counts
+    assert sum(not r["readable"] for r in s.rows) == 1
+    assert s.counts() == ds.counts()
