@@ -14,9 +14,12 @@ import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
+from zenml import get_step_context
 from zenml.enums import ArtifactType, VisualizationType
 from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
+
+from archft.search import CHECKPOINT
 
 # Under this folder steps write their outputs before ZenML copies them into the artifact store;
 # an interrupted search resumes from its checkpoint there.
@@ -123,23 +126,25 @@ def _walk(uri: str) -> list[str]:
     return out
 
 
-def workdir(kind: str, key: str) -> Path:
-    """`$ARCHFT_WORK/<kind>-<key>` (default runs/work): where a step writes before its outputs
-    are stored. Finished folders of earlier runs of the same kind are removed; one holding a
-    `checkpoint.pt` (an interrupted search) is kept so that the same step can resume from it.
+def workdir(kind: str) -> Path:
+    """`$ARCHFT_WORK/<kind>-<cache key of the running step>` (default runs/work): where a step
+    writes before its outputs are stored. Finished folders of earlier runs of the same kind are
+    removed; one holding a checkpoint (an interrupted search) is kept so that the same step can
+    resume from it.
     """
+    key = get_step_context().step_run.cache_key or "uncached"
     root = Path(os.environ.get(WORK_ENV, "runs/work"))
     path = root / f"{kind}-{key[:16]}"
     if root.is_dir():
         for old in root.glob(f"{kind}-*"):
-            if old != path and not (old / "checkpoint.pt").exists():
+            if old != path and not (old / CHECKPOINT).exists():
                 shutil.rmtree(old, ignore_errors=True)
     return path
 
 
-def fresh_workdir(kind: str, key: str) -> Path:
+def fresh_workdir(kind: str) -> Path:
     """`workdir`, emptied (for steps that do not resume)."""
-    path = workdir(kind, key)
+    path = workdir(kind)
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path

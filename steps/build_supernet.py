@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from zenml import get_step_context, log_metadata, step
+from zenml import log_metadata, step
 
 from archft.io import atomic_write_json, save_safetensors
 from archft.space import SearchSpace
@@ -35,7 +35,7 @@ def build_supernet(dataset: dict, validation: dict, space: dict
     summary = {**s.summary(), "kernels": list(s.kernels), "validated": validation["success"],
                "trainable_parameters": sum(p.numel() for p in supernet.trainable_parameters()),
                "inert_kernel_decisions": s.inert_kernels(dataset["config"]["image_size"])}
-    out = fresh_workdir("supernet", get_step_context().step_run.cache_key or "uncached")
+    out = fresh_workdir("supernet")
     save_safetensors(out / "supernet.safetensors", supernet.state_dict(),
                      {"format": "archft-supernet-1"})
     atomic_write_json(out / "space.json", summary)

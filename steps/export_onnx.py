@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from zenml import get_step_context, log_metadata, step
+from zenml import log_metadata, step
 
 from archft.export import OPSET, export_model
 from archft.io import atomic_write_json
@@ -20,7 +20,7 @@ def export_onnx(model: ModelDir, dataset: dict) -> Annotated[OnnxModel, "onnx_mo
         model: from `finetune`.
         dataset: from `ingest` (image size, class names).
     """
-    out = fresh_workdir("onnx", get_step_context().step_run.cache_key or "uncached")
+    out = fresh_workdir("onnx")
     size = dataset["config"]["image_size"]
     path = export_model(model.path, out, size, dataset["classes"])
     info = {"opset": OPSET, "bytes": path.stat().st_size, "input_size": size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from zenml import get_step_context, log_metadata, step
+from zenml import log_metadata, step
 
 from archft.architecture import Architecture
 from archft.finetune import FinetuneConfig, run_finetune
@@ -26,7 +26,7 @@ def finetune(search_result: SearchResult, dataset: dict, finetune: dict
     config = FinetuneConfig.from_dict({**finetune, "vanilla": False})
     data, data_config = load_ingested(dataset)
     arch = Architecture.load(search_result.path / "architecture.json")
-    out = fresh_workdir("model", get_step_context().step_run.cache_key or "uncached")
+    out = fresh_workdir("model")
     m = run_finetune(arch, data, data_config, config, out, search_dir=search_result.path)
     log_metadata({"val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
                   "architecture": " ".join(m["architecture"]), "steps": m["steps"]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from safetensors.torch import load_file
-from zenml import get_step_context, log_metadata, step
+from zenml import log_metadata, step
 
 from archft.search import SearchConfig, run_search
 from steps.artifacts import SearchResult, SupernetInit, workdir
@@ -30,7 +30,7 @@ def search(supernet_init: SupernetInit, dataset: dict, search: dict
     config = SearchConfig.from_dict(search)
     data, data_config = load_ingested(dataset)
     space = space_from(supernet_init.json("space.json"))
-    out = workdir("search", get_step_context().step_run.cache_key or "uncached")
+    out = workdir("search")
     s = run_search(space, data, data_config, config, out, resume=True,
                    init=load_file(str(supernet_init.path / "supernet.safetensors")))
     metadata = {"subnets_in_space": s["num_subnets"], "early_stop_step": s["stop_step"],

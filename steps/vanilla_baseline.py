@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from zenml import get_step_context, log_metadata, step
+from zenml import log_metadata, step
 
 from archft.architecture import Architecture
 from archft.finetune import FinetuneConfig, run_finetune
@@ -28,7 +28,7 @@ def vanilla_baseline(supernet_init: SupernetInit, dataset: dict, finetune: dict
     data, data_config = load_ingested(dataset)
     space = space_from(supernet_init.json("space.json"))
     arch = Architecture.of(space, space.base_architecture or [0] * space.num_decisions)
-    out = fresh_workdir("vanilla", get_step_context().step_run.cache_key or "uncached")
+    out = fresh_workdir("vanilla")
     m = run_finetune(arch, data, data_config, config, out)
     log_metadata({"val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
                   "steps": m["steps"]})
