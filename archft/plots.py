@@ -39,7 +39,6 @@ def action_heatmap(history: Sequence[dict], layers: Sequence[str],
         stop_step: search step where early stopping fired, marked on both panels.
         title: figure title.
     """
-
     rows, labels = [], []
     for t, (layer, cands) in enumerate(zip(layers, candidates)):
         picks = [1] if len(cands) == 2 else range(len(cands))
