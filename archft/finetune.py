@@ -15,11 +15,10 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -28,11 +27,18 @@ from archft.architecture import Architecture
 from archft.config import from_plain, require_positive_ints
 from archft.data import DataConfig, Dataset
 from archft.errors import ConfigError, WeightsError
+from archft.features import FeatureCacheConfig, train_batches
 from archft.io import atomic_write_json, save_safetensors
-from archft.loaders import make_loader
 from archft.models import load_weights
 from archft.plots import accuracy_curve
-from archft.train import ScopedEvaluator, autocast, resolve_device, seed_step, to_device, transforms
+from archft.train import (
+    ScopedEvaluator,
+    resolve_device,
+    seed_step,
+    to_device,
+    train_step,
+    transforms,
+)
 
 INITS = ("pretrained", "supernet")
 
@@ -49,6 +55,7 @@ class FinetuneConfig:
         init: "pretrained" (remapped pretrained weights) or "supernet" (the searched weights).
         vanilla: fine-tune the unmodified base instead (the baseline).
         eval_every: steps between points of the val/test curves.
+        features: training on cached frozen-prefix features (`archft.features`).
         seed: seeds everything.
         device: "auto", "cpu" or "cuda".
         amp: bf16 autocast on CUDA.
@@ -64,6 +71,7 @@ class FinetuneConfig:
     init: str = "pretrained"
     vanilla: bool = False
     eval_every: int = 25
+    features: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -77,7 +85,7 @@ class FinetuneConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "FinetuneConfig":
         """Builds a config from plain data (YAML/JSON), refusing unknown fields."""
-        return from_plain(cls, data, "finetune")
+        return from_plain(cls, data, "finetune", features=FeatureCacheConfig)
 
 
 def _load_supernet_weights(arch: Architecture, search_dir: Path) -> nn.Module:
@@ -180,8 +188,9 @@ def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config:
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     train_tf, eval_tf = transforms(space.spec.preprocessing, data, dataset, device)
-    stream = make_loader(dataset, "train", train_tf, c.batch_size, device, train=True,
-                         seed=c.seed).stream(0)
+    batches = train_batches(net, space.spec, space.trainable, dataset, train_tf, c.batch_size,
+                            device, c.seed, c.features)
+    stream = batches.stream(0)
     evals = {s: ScopedEvaluator(net, space.spec, space.trainable, dataset.split_images(s),
                                 dataset.labels(s), eval_tf, device, c.amp)
              for s in ("val", "test") if len(dataset.indices(s))}
@@ -206,15 +215,9 @@ def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config:
     since = 0
     for step in range(c.steps):
         seed_step(c.seed, step)
-        net.train()
-        x, y = next(stream)
-        with autocast(device, c.amp):
-            loss = F.cross_entropy(net(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss, _ = train_step(net, batches.forward, next(stream), opt, device, c.amp)
         sched.step()
-        loss_sum += loss.detach()
+        loss_sum += loss
         since += 1
         if (step + 1) % c.eval_every == 0 or step + 1 == c.steps:
             record(step + 1, since)
@@ -240,7 +243,8 @@ def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config:
                           "size": [data.image_size, data.image_size]},
         "trainable_parameters": sum(p.numel() for p in params),
         "parameters": sum(p.numel() for p in net.parameters()),
-        "device": str(device), "config": asdict(c),
+        "device": str(device), "threads": torch.get_num_threads(), "features": batches.info,
+        "config": asdict(c),
     }
     atomic_write_json(out / "metrics.json", metrics)
     accuracy_curve({"val": ([p["step"] for p in curve], [p["val_accuracy"] for p in curve]),

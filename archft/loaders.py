@@ -107,25 +107,36 @@ class DeviceLoader:
             yield self.transform(self.images[idx], self.generator), self.labels[idx]
 
     def stream(self, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless training batches from global step `start_step` on.
-
-        Batch s is a pure function of (seed, s): epoch e = s // len(self) uses permutation
-        derive_seed(seed, "perm", e), and augmentation uses derive_seed(seed, "aug", s). A run
-        resumed at step s therefore sees exactly the batches an uninterrupted run sees.
-        """
-        per_epoch, epoch, perm = len(self), -1, None
-        if per_epoch == 0:
-            raise ValueError(f"split has {len(self.labels)} images, fewer than one batch of "
-                             f"{self.batch_size}")
-        for step in count(start_step):
-            e, i = divmod(step, per_epoch)
-            if e != epoch:
-                epoch = e
-                perm = torch.randperm(len(self.labels), device=self.device,
-                                      generator=generator(self.device, self.seed, "perm", e))
-            idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
+        """Endless training batches from global step `start_step` on (see `step_batches`);
+        the augmentation of batch s uses derive_seed(seed, "aug", s). A run resumed at step s
+        therefore sees exactly the batches an uninterrupted run sees."""
+        for step, idx in step_batches(len(self.labels), self.batch_size, self.seed, self.device,
+                                      start_step):
             g = generator(self.device, self.seed, "aug", step)
             yield self.transform(self.images[idx], g), self.labels[idx]
+
+
+def step_batches(n: int, batch_size: int, seed: int, device: torch.device | str = "cpu",
+                 start_step: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
+    """(step, row indices) of endless training batches from global step `start_step` on.
+
+    Batch s is a pure function of (n, batch_size, seed, s): epoch e = s // (n // batch_size)
+    uses the permutation derive_seed(seed, "perm", e), and the last incomplete batch of an epoch
+    is dropped. Every training path (device-resident, streamed, cached features) draws its rows
+    here, so they all see the same images in the same order.
+
+    Raises:
+        ValueError: fewer than one batch of rows.
+    """
+    per_epoch, epoch, perm = n // batch_size, -1, None
+    if per_epoch == 0:
+        raise ValueError(f"split has {n} images, fewer than one batch of {batch_size}")
+    for step in count(start_step):
+        e, i = divmod(step, per_epoch)
+        if e != epoch:
+            epoch = e
+            perm = torch.randperm(n, device=device, generator=generator(device, seed, "perm", e))
+        yield step, perm[i * batch_size:(i + 1) * batch_size]
 
 
 class _Files(torch.utils.data.Dataset):
@@ -142,17 +153,14 @@ class _Files(torch.utils.data.Dataset):
 
 
 class _StepBatches(torch.utils.data.Sampler):
-    """Endless batch indices from `start_step` on, with DeviceLoader.stream's permutations."""
+    """Endless batch indices from `start_step` on, as `step_batches` draws them."""
 
     def __init__(self, n: int, batch_size: int, seed: int, start_step: int):
         self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start_step
 
     def __iter__(self):
-        per_epoch = self.n // self.batch_size
-        for step in count(self.start):
-            e, i = divmod(step, per_epoch)
-            perm = torch.randperm(self.n, generator=generator("cpu", self.seed, "perm", e))
-            yield perm[i * self.batch_size:(i + 1) * self.batch_size].tolist()
+        for _, idx in step_batches(self.n, self.batch_size, self.seed, "cpu", self.start):
+            yield idx.tolist()
 
 
 class StreamingLoader:

@@ -38,12 +38,19 @@ from archft.controller import Controller, reinforce_loss, update_baseline
 from archft.data import DataConfig, Dataset
 from archft.earlystop import EarlyStopConfig, EarlyStopper
 from archft.errors import ConfigError
+from archft.features import FeatureCacheConfig, train_batches
 from archft.io import atomic_write_bytes, atomic_write_json, atomic_write_text, save_safetensors
-from archft.loaders import make_loader
 from archft.plots import action_heatmap, reward_curve
 from archft.rng import derive_seed, generator
 from archft.space import SearchSpace
-from archft.train import ScopedEvaluator, autocast, resolve_device, seed_step, to_device, transforms
+from archft.train import (
+    ScopedEvaluator,
+    resolve_device,
+    seed_step,
+    to_device,
+    train_step,
+    transforms,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,7 @@ class SearchConfig:
         darts_lr: Adam learning rate of the DARTS architecture weights.
         darts_weight_decay: their weight decay.
         early_stop: early-stopping criterion.
+        features: training on cached frozen-prefix features (`archft.features`).
         checkpoint_every: steps between checkpoints.
         seed: seeds everything.
         device: "auto", "cpu" or "cuda".
@@ -110,6 +118,7 @@ class SearchConfig:
     darts_lr: float = 3e-4
     darts_weight_decay: float = 1e-3
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
+    features: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
     checkpoint_every: int = 50
     seed: int = 0
     device: str = "auto"
@@ -130,7 +139,8 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "SearchConfig":
         """Builds a config from plain data (YAML/JSON), refusing unknown fields."""
-        return from_plain(cls, data, "search", early_stop=EarlyStopConfig)
+        return from_plain(cls, data, "search", early_stop=EarlyStopConfig,
+                          features=FeatureCacheConfig)
 
 
 @dataclass
@@ -415,8 +425,9 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
                     "stopper": stopper.state_dict()}, buf)
         atomic_write_bytes(ckpt_path, buf.getvalue())
 
-    stream = make_loader(dataset, "train", train_tf, c.batch_size, device, train=True,
-                         seed=c.seed).stream(state.step)
+    batches = train_batches(supernet, space.spec, space.trainable, dataset, train_tf,
+                            c.batch_size, device, c.seed, c.features)
+    stream = batches.stream(state.step)
 
     def reward_rows(u: int) -> torch.Tensor:
         if len(val) <= c.reward_batch:
@@ -436,15 +447,9 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
         whether early stopping fired."""
         seed_step(c.seed, step)
         strategy.train_arch(step)
-        supernet.train()
         x, y = next(stream)
-        with autocast(device, c.amp):
-            logits = supernet(x)
-            loss = F.cross_entropy(logits.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        run["correct"] += (logits.detach().argmax(1) == y).sum()
+        _, logits = train_step(supernet, batches.forward, (x, y), opt, device, c.amp)
+        run["correct"] += (logits.argmax(1) == y).sum()
         run["seen"] += len(y)
         state.step, state.images = step + 1, state.images + len(y)
         fired = False
@@ -504,7 +509,8 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
         "cost_saved": round(1 - state.step / c.budget, 4),
         "controller_updates": state.updates, "subnets_sampled": state.step + state.updates,
         "images_seen": state.images, "wall_seconds": round(state.wall, 2),
-        "device": str(device), "architecture": architecture.names, "val_accuracy": val_acc,
+        "device": str(device), "threads": torch.get_num_threads(),
+        "features": batches.info, "architecture": architecture.names, "val_accuracy": val_acc,
         "inert_kernel_decisions": inert, "image_size": data.image_size,
         "seed": c.seed, "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint(),
         "config": c.to_dict(),

@@ -8,12 +8,15 @@ that a training step never waits for the GPU; the only host-device syncs are mar
 from __future__ import annotations
 
 import contextlib
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from archft.data import DataConfig, Dataset
 from archft.errors import ConfigError
+from archft.features import FrozenPrefix
 from archft.loaders import BatchTransform
 from archft.models import Preprocessing
 from archft.rng import derive_seed
@@ -65,21 +68,33 @@ def seed_step(seed: int, step: int) -> None:
     torch.manual_seed(derive_seed(seed, "step", step))
 
 
-def _body(net: nn.Module) -> nn.Module:
-    """The network a base's forward steps address (a supernet's inner net)."""
-    from archft.supernet import Supernet
+def train_step(net: nn.Module, forward: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+               batch: tuple[torch.Tensor, torch.Tensor], opt: torch.optim.Optimizer,
+               device: torch.device, amp: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step of `net` on a batch (images, or cached features with their `forward`).
 
-    return net.net if isinstance(net, Supernet) else net
+    Returns:
+        (loss, logits), detached device tensors: reading them is the caller's sync.
+    """
+    net.train()
+    x, y = batch
+    with autocast(device, amp):
+        logits = forward(net, x)
+        loss = F.cross_entropy(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach(), logits.detach()
 
 
 class ScopedEvaluator:
-    """Accuracy of nets that share a frozen prefix, on one fixed (unaugmented) split.
+    """Logits and accuracy of nets that share a frozen prefix, on one fixed (unaugmented) split.
 
-    Everything before the scope is frozen, so its output for a validation image is the same for
-    every subnet and every training step: it is computed once here, and each evaluation runs
-    only the in-scope tail. (Lite0, small scope, 32 px, 2 CPU threads: a 143-image forward
-    takes 0.24 s, the tail alone a few ms; see docs/BENCHMARKS.md.) When the cached features
-    would exceed `max_bytes`, evaluation falls back to full forwards.
+    Everything before the scope is frozen, so its output for an image is the same for every
+    subnet and every training step: it is computed once here (`archft.features.FrozenPrefix`),
+    and each evaluation runs only the in-scope tail. (Lite0, small scope, 32 px, 2 CPU threads:
+    a 143-image forward takes 0.24 s, the tail alone a few ms; see docs/BENCHMARKS.md.) When the
+    cached features would exceed `max_bytes`, evaluation falls back to full forwards.
 
     Args:
         net: any net of the space (supernet, subnet or base): its prefix is used.
@@ -91,27 +106,21 @@ class ScopedEvaluator:
         device: where features live.
         amp: bf16 autocast on CUDA.
         max_bytes: largest feature cache.
+        batch_size: images per forward.
     """
 
     def __init__(self, net: nn.Module, spec, trainable, images: torch.Tensor,
                  labels: torch.Tensor, transform: BatchTransform, device: torch.device,
                  amp: bool = True, max_bytes: int = 1 << 30, batch_size: int = 256):
-        from archft.models import run_steps, scope_start
-
-        self.spec, self.device, self.amp = spec, device, amp
-        self.start = scope_start(spec, trainable)
+        self.prefix = FrozenPrefix(spec, trainable)
+        self.device, self.amp = device, amp
         self.labels = labels.to(device)
         self.transform, self.batch_size = transform, batch_size
         self.images = images
         self.features: torch.Tensor | None = None
-        net = _body(net).eval()
-        with torch.no_grad(), autocast(device, amp):
-            probe = run_steps(net, spec.steps[:self.start], transform(images[:1].to(device)))
-            if probe.numel() * probe.element_size() * len(images) <= max_bytes:
-                parts = [run_steps(net, spec.steps[:self.start],
-                                   transform(images[i:i + batch_size].to(device)))
-                         for i in range(0, len(images), batch_size)]
-                self.features = torch.cat(parts)
+        with autocast(device, amp):
+            if self.prefix.feature_bytes(net, transform, device) * len(images) <= max_bytes:
+                self.features = self.prefix.encode(net, images, transform, device)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -120,14 +129,10 @@ class ScopedEvaluator:
         """Logits of `net` for rows `rows` of the split: the in-scope tail on the cached
         features, or a full forward when there is no cache. Gradients flow if enabled (DARTS
         trains its architecture weights through this)."""
-        from archft.models import run_steps
-
-        net = _body(net)
         with autocast(self.device, self.amp):
             if self.features is not None:
-                return run_steps(net, self.spec.steps[self.start:], self.features[rows])
+                return self.prefix.tail(net, self.features[rows])
             return net(self.transform(self.images[rows.cpu()].to(self.device)))
-
     @torch.no_grad()
     def correct(self, net: nn.Module, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Number of correct predictions (a device tensor: no sync) on the split or on the

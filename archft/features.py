@@ -1,0 +1,224 @@
+"""Frozen-prefix features: search and fine-tuning pay only for the scope they train.
+
+Everything before a space's scope is frozen: its parameters get no gradient, its BatchNorm layers
+are `FrozenBatchNorm2d`, and no registered base has dropout or another random op there. So the
+prefix maps a given input image to the same features for the whole search and fine-tuning; they
+are computed once here and training runs only the in-scope tail (and the head) on them.
+
+Exactness:
+- Evaluation (validation rewards, val/test curves) has no augmentation: the cached path computes
+  exactly what a full forward computes (up to float reassociation across batch sizes).
+- Training without augmentation (no crop, no flip): one view per image, and a step on cached
+  features has the same loss and gradients as a full-forward step on the same batch (tested to
+  1e-5), and `TrainBatches.stream` yields the same batches in the same order as the full path.
+- Training with augmentation: the cache holds `views` augmented views per training image, drawn
+  once from the seed (each view is a crop/flip the full path could have drawn), and every step
+  picks one view per image at random. The full path draws a fresh augmentation every step, so the
+  cached path sees a fixed pool of `views` augmentations per image instead: the same distribution
+  per draw, less variety over many epochs. It is an approximation; `cache: false` trains exactly
+  as before.
+
+Where the cache would not fit (`max_bytes`), or the images are streamed from disk (large
+folders), training falls back to full forwards automatically and says so in the log and in the
+run's summary (`features`).
+
+Measured (EfficientNet-Lite0, medium scope, 128 px, batch 64, 2 CPU threads; figures and command
+in docs/BENCHMARKS.md): a training step on cached features runs several times the images/s of the
+full forward, because at 128 px the prefix (stem to stage 5, at 64x64 to 8x8) costs more than the
+scope (4x4 maps) forward and backward together.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from archft.config import require_positive_ints
+from archft.data import Dataset
+from archft.loaders import BatchTransform, make_loader, step_batches
+from archft.models import BaseSpec, run_steps, scope_start
+from archft.rng import generator
+from archft.supernet import Supernet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FeatureCacheConfig:
+    """How training reuses the frozen prefix's output.
+
+    Attributes:
+        cache: train on cached prefix features when they fit in `max_bytes` (else, and when
+            false, every step runs the full network).
+        views: augmented views cached per training image (1 when the data has no augmentation).
+        max_bytes: largest training-feature cache; above it training uses full forwards.
+    """
+
+    cache: bool = True
+    views: int = 8
+    max_bytes: int = 2 << 30
+
+    def __post_init__(self):
+        require_positive_ints(self, "views", "max_bytes")
+
+
+def _body(net: nn.Module) -> nn.Module:
+    """The network a base's forward steps address (a supernet's inner net)."""
+    return net.net if isinstance(net, Supernet) else net
+
+
+class FrozenPrefix:
+    """A base's forward, split at the scope: `prefix` (frozen) then `tail` (trained).
+
+    Args:
+        spec: the base's spec (its forward steps).
+        trainable: the space's trainable module paths.
+    """
+
+    def __init__(self, spec: BaseSpec, trainable: Sequence[str]):
+        self.spec = spec
+        self.start = scope_start(spec, trainable)
+
+    def prefix(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Features at the scope boundary of `net` (any net of the space) for inputs `x`."""
+        return run_steps(_body(net), self.spec.steps[:self.start], x)
+
+    def tail(self, net: nn.Module, features: torch.Tensor) -> torch.Tensor:
+        """Logits of `net` from scope-boundary features; `tail(net, prefix(net, x)) == net(x)`."""
+        return run_steps(_body(net), self.spec.steps[self.start:], features)
+
+    @torch.no_grad()
+    def encode(self, net: nn.Module, images: torch.Tensor, transform: BatchTransform,
+               device: torch.device, seed_parts: tuple | None = None,
+               batch_size: int | None = None) -> torch.Tensor:
+        """Prefix features of uint8 images, transformed in batches on `device`.
+
+        Args:
+            net: any net of the space.
+            images: uint8 (N, 3, h, w), on any device.
+            transform: the batch transform (augmenting ones need `seed_parts`).
+            device: where the transform runs and the features live.
+            seed_parts: the augmentation of the batch at row i uses
+                `generator(device, *seed_parts, i)`, so a view is a pure function of the seed.
+            batch_size: images per prefix forward (default: `encode_batch_size`).
+
+        Returns:
+            Features (N, C, H, W) on `device`.
+        """
+        body = _body(net).eval()
+        batch_size = batch_size or encode_batch_size(transform.image_size, device)
+        parts = []
+        for i in range(0, len(images), batch_size):
+            g = generator(device, *seed_parts, i) if seed_parts is not None else None
+            parts.append(self.prefix(body, transform(images[i:i + batch_size].to(device), g)))
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def feature_bytes(self, net: nn.Module, transform: BatchTransform,
+                      device: torch.device) -> int:
+        """Bytes of one image's features (a one-image probe through the prefix)."""
+        size = transform.image_size
+        probe = self.prefix(_body(net).eval(), torch.zeros(1, 3, size, size, device=device))
+        return probe.numel() * probe.element_size()
+
+
+def encode_batch_size(image_size: int, device: torch.device) -> int:
+    """Images per prefix forward when encoding: large on a GPU; on a CPU small enough that the
+    activations stay in cache (Lite0 medium prefix at 128 px, 2 threads: 94 img/s at batch 256,
+    131 at 64, 490 at 8, 436 at 4), i.e. about 2^19 input pixels."""
+    if device.type == "cuda":
+        return 256
+    return max(1, (1 << 19) // (3 * image_size * image_size))
+
+
+def augments(transform: BatchTransform) -> bool:
+    """Whether the transform draws random crops or flips."""
+    return bool(transform.crop_pad or transform.flip)
+
+
+@dataclass
+class TrainBatches:
+    """Endless training batches and the forward that turns one into logits.
+
+    Attributes:
+        stream: `stream(start_step)` yields (inputs, labels) from global step `start_step` on.
+        forward: `forward(net, inputs)` -> logits; the tail on cached features, else `net(x)`.
+        info: what was cached (JSON-ready): cached, views, bytes, seconds, or why not.
+    """
+
+    stream: Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
+    forward: Callable[[nn.Module, torch.Tensor], torch.Tensor]
+    info: dict
+
+
+def _full_forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return net(x)
+
+
+def train_batches(net: nn.Module, spec: BaseSpec, trainable: Sequence[str], dataset: Dataset,
+                  transform: BatchTransform, batch_size: int, device: torch.device, seed: int,
+                  config: FeatureCacheConfig = FeatureCacheConfig()) -> TrainBatches:
+    """Training batches for `net`, on cached prefix features when they fit.
+
+    Batch s holds the rows `loaders.step_batches` gives for (seed, s) on both paths. With the
+    cache, each row's view is drawn from `generator(device, seed, "view", s)`; view v of every
+    image was augmented with `generator(device, seed, "views", v, row)`.
+
+    Args:
+        net: any net of the space (its frozen prefix computes the features).
+        spec: the base's spec.
+        trainable: the space's trainable module paths.
+        dataset: the target dataset (train split).
+        transform: the training transform (with its augmentation).
+        batch_size: images per step.
+        device: where batches live.
+        seed: seeds batch order, views and augmentation.
+        config: the cache settings.
+
+    Returns:
+        The batches.
+    """
+    loader = make_loader(dataset, "train", transform, batch_size, device, train=True, seed=seed)
+    full = TrainBatches(loader.stream, _full_forward, {"cached": False})
+    if not config.cache:
+        full.info["reason"] = "off in the configuration"
+        return full
+    if dataset.images is None:
+        full.info["reason"] = "images are streamed from disk"
+        log.info("training with full forwards: the images are streamed from disk")
+        return full
+    prefix = FrozenPrefix(spec, trainable)
+    views = config.views if augments(transform) else 1
+    images, labels = dataset.split_images("train"), dataset.labels("train").to(device)
+    need = views * len(images) * prefix.feature_bytes(net, transform, device)
+    if need > config.max_bytes:
+        full.info["reason"] = f"needs {need / 2**30:.2f} GiB > max_bytes"
+        log.info("training with full forwards: %d views of %d images need %.2f GiB of features, "
+                 "more than max_bytes %.2f GiB", views, len(images), need / 2**30,
+                 config.max_bytes / 2**30)
+        return full
+    started = time.perf_counter()
+    aug = augments(transform)
+    features = torch.stack([prefix.encode(net, images, transform, device,
+                                          (seed, "views", v) if aug else None)
+                            for v in range(views)])  # (views, N, C, H, W)
+    seconds = time.perf_counter() - started
+    log.info("cached %d view(s) of %d training images at the scope boundary: %.0f MiB, %.1f s",
+             views, len(images), need / 2**20, seconds)
+
+    def stream(start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for step, idx in step_batches(len(labels), batch_size, seed, device, start_step):
+            if views == 1:
+                yield features[0, idx], labels[idx]
+                continue
+            v = torch.randint(views, (len(idx),), device=device,
+                              generator=generator(device, seed, "view", step))
+            yield features[v, idx], labels[idx]
+
+    return TrainBatches(stream, prefix.tail, {"cached": True, "views": views, "bytes": need,
+                                              "seconds": round(seconds, 2)})

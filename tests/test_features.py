@@ -1,0 +1,122 @@
+"""Training on cached frozen-prefix features: exact without augmentation, automatic fallback."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from archft.data import DataConfig, load_dataset
+from archft.errors import ConfigError
+from archft.features import FeatureCacheConfig, FrozenPrefix, train_batches
+from archft.loaders import BatchTransform
+from archft.search import SearchConfig
+from archft.space import SearchSpace
+from archft.train import train_step
+
+DEVICE = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(DataConfig("digits", image_size=48))
+
+
+def _transform(space, **aug):
+    pre = space.spec.preprocessing
+    return BatchTransform(48, pre.mean, pre.std, **aug)
+
+
+def _grads(net):
+    return {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("base,scope", [("efficientnet_lite0", "medium"), ("resnet18", "medium"),
+                                        ("mobilenet_v2", "small")])
+def test_cached_step_equals_full_forward_without_augmentation(digits, base, scope):
+    space = SearchSpace.from_base(base, scope, weights="none", num_classes=10)
+    tf = _transform(space)
+    supernet = space.build_supernet()
+    supernet.set_architecture([len(d.candidates) - 1 for d in space.decisions])
+    full = train_batches(supernet, space.spec, space.trainable, digits, tf, 32, DEVICE, seed=3,
+                         config=FeatureCacheConfig(cache=False))
+    cached = train_batches(supernet, space.spec, space.trainable, digits, tf, 32, DEVICE, seed=3)
+    assert not full.info["cached"] and full.info["reason"] == "off in the configuration"
+    assert cached.info["cached"] and cached.info["views"] == 1  # no augmentation: one view
+    state = {k: v.clone() for k, v in supernet.state_dict().items()}
+    results = []
+    for batches in (full, cached):
+        supernet.load_state_dict(state)
+        opt = torch.optim.SGD(supernet.trainable_parameters(), lr=0.1)
+        stream = batches.stream(5)
+        torch.manual_seed(0)  # dropout in the head draws the same mask on both paths
+        for _ in range(2):  # the second step runs on the weights the first one moved
+            loss, _ = train_step(supernet, batches.forward, next(stream), opt, DEVICE)
+        results.append((loss, _grads(supernet), next(stream)[1]))
+    (loss_f, grads_f, y_f), (loss_c, grads_c, y_c) = results
+    assert torch.equal(y_f, y_c)  # the same rows in the same order
+    assert abs(loss_f.item() - loss_c.item()) < 1e-5
+    assert grads_f.keys() == grads_c.keys() and len(grads_f) > 0
+    for name in grads_f:
+        torch.testing.assert_close(grads_c[name], grads_f[name], atol=1e-5, rtol=1e-4,
+                                   msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_tail_of_prefix_is_the_network(digits):
+    space = SearchSpace.from_base("efficientnet_lite0", "medium", weights="none", num_classes=10)
+    net = space.build_subnet([0, 1, 2, 3, 4])
+    prefix = FrozenPrefix(space.spec, space.trainable)
+    x = _transform(space)(digits.split_images("val")[:8])
+    with torch.no_grad():
+        torch.testing.assert_close(prefix.tail(net, prefix.prefix(net, x)), net(x), atol=1e-5,
+                                   rtol=1e-5)
+    assert space.spec.steps[prefix.start] == space.trainable[0]  # the scope's first block
+
+
+def test_augmented_views_are_fixed_by_the_seed_and_differ(digits):
+    space = SearchSpace.from_base("efficientnet_lite0", "small", weights="none", num_classes=10)
+    tf = _transform(space, crop_pad=6)
+    net = space.build_supernet()
+    cfg = FeatureCacheConfig(views=3)
+    a = train_batches(net, space.spec, space.trainable, digits, tf, 16, DEVICE, 0, cfg)
+    b = train_batches(net, space.spec, space.trainable, digits, tf, 16, DEVICE, 0, cfg)
+    assert a.info["views"] == 3
+    xa, ya = next(a.stream(7))
+    xb, yb = next(b.stream(7))
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    # Each step mixes views: the rows of a batch are not all the same view of their images.
+    prefix = FrozenPrefix(space.spec, space.trainable)
+    images = digits.split_images("train")
+    views = torch.stack([prefix.encode(net, images, tf, DEVICE, (0, "views", v))
+                         for v in range(3)])
+    assert not torch.equal(views[0], views[1])
+    steps = [next(a.stream(s))[0] for s in range(4)]
+    flat = views.flatten(2)
+    hits = torch.zeros(3)
+    for x in steps:
+        match = torch.cdist(flat, x.flatten(1)[None].expand(3, -1, -1),
+                            compute_mode="donot_use_mm_for_euclid_dist") == 0  # (V, N, B)
+        hits += match.any(1).sum(1)
+    assert (hits > 0).all() and hits.sum() == 4 * 16  # every row is one of the cached views
+
+
+def test_falls_back_to_full_forwards_when_the_cache_does_not_fit(digits, caplog):
+    space = SearchSpace.from_base("efficientnet_lite0", "small", weights="none", num_classes=10)
+    net = space.build_supernet()
+    tf = _transform(space, crop_pad=6)
+    with caplog.at_level("INFO"):
+        b = train_batches(net, space.spec, space.trainable, digits, tf, 16, DEVICE, 0,
+                          FeatureCacheConfig(views=4, max_bytes=1 << 20))
+    assert not b.info["cached"] and "GiB > max_bytes" in b.info["reason"]
+    assert "training with full forwards" in caplog.text
+    x, _ = next(b.stream(0))
+    assert x.shape == (16, 3, 48, 48)  # images: the full path
+    logits = b.forward(net, x)
+    assert logits.shape == (16, 10) and torch.isfinite(F.log_softmax(logits, 1)).all()
+
+
+def test_feature_cache_config_is_checked():
+    with pytest.raises(ConfigError, match="views must be a positive integer"):
+        FeatureCacheConfig(views=0)
+    c = SearchConfig.from_dict({"features": {"views": 2}})
+    assert c.features.views == 2 and c.features.cache
+    with pytest.raises(ConfigError, match="unknown features option 'view'"):
+        SearchConfig.from_dict({"features": {"view": 2}})
