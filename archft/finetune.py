@@ -26,19 +26,13 @@ from tqdm.auto import tqdm
 from archft.architecture import Architecture
 from archft.config import from_plain, require_positive_ints
 from archft.data import DataConfig, Dataset
+from archft.device import resolve_device, to_device
 from archft.errors import ConfigError, WeightsError
 from archft.features import FeatureCacheConfig, train_batches
 from archft.io import atomic_write_json, save_safetensors
 from archft.models import load_weights
 from archft.plots import accuracy_curve
-from archft.train import (
-    ScopedEvaluator,
-    resolve_device,
-    seed_step,
-    to_device,
-    train_step,
-    transforms,
-)
+from archft.train import ScopedEvaluator, seed_step, train_step, transforms
 
 INITS = ("pretrained", "supernet")
 
@@ -189,7 +183,7 @@ def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     train_tf, eval_tf = transforms(space.spec.preprocessing, data, dataset, device)
     batches = train_batches(net, space.spec, space.trainable, dataset, train_tf, c.batch_size,
-                            device, c.seed, c.features)
+                            device, c.seed, c.features, c.amp)
     stream = batches.stream(0)
     evals = {s: ScopedEvaluator(net, space.spec, space.trainable, dataset.split_images(s),
                                 dataset.labels(s), eval_tf, device, c.amp)

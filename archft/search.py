@@ -36,6 +36,7 @@ from archft.architecture import Architecture
 from archft.config import from_plain, require_positive_ints
 from archft.controller import Controller, reinforce_loss, update_baseline
 from archft.data import DataConfig, Dataset
+from archft.device import resolve_device, to_device
 from archft.earlystop import EarlyStopConfig, EarlyStopper
 from archft.errors import ConfigError
 from archft.features import FeatureCacheConfig, train_batches
@@ -43,14 +44,7 @@ from archft.io import atomic_write_bytes, atomic_write_json, atomic_write_text, 
 from archft.plots import action_heatmap, reward_curve
 from archft.rng import derive_seed, generator
 from archft.space import SearchSpace
-from archft.train import (
-    ScopedEvaluator,
-    resolve_device,
-    seed_step,
-    to_device,
-    train_step,
-    transforms,
-)
+from archft.train import ScopedEvaluator, seed_step, train_step, transforms
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +420,7 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
         atomic_write_bytes(ckpt_path, buf.getvalue())
 
     batches = train_batches(supernet, space.spec, space.trainable, dataset, train_tf,
-                            c.batch_size, device, c.seed, c.features)
+                            c.batch_size, device, c.seed, c.features, c.amp)
     stream = batches.stream(state.step)
 
     def reward_rows(u: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Pieces shared by the search and fine-tuning loops: device, precision, transforms, evaluation.
+"""Pieces shared by the search and fine-tuning loops: transforms, the training step, evaluation.
 
 Speed rules followed here (measured figures are in docs/BENCHMARKS.md): bf16 autocast and
 channels-last on CUDA, data already on the device, and metrics accumulated as device tensors so
@@ -7,7 +7,6 @@ that a training step never waits for the GPU; the only host-device syncs are mar
 
 from __future__ import annotations
 
-import contextlib
 from typing import Callable
 
 import torch
@@ -15,42 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from archft.data import DataConfig, Dataset
-from archft.errors import ConfigError
+from archft.device import autocast
 from archft.features import FrozenPrefix
 from archft.loaders import BatchTransform
 from archft.models import Preprocessing
 from archft.rng import derive_seed
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" picks CUDA when available; otherwise the named device.
-
-    Raises:
-        ConfigError: CUDA asked for but not available, or an unknown device name.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda requested but no CUDA GPU is available")
-    return device
-
-
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA (no loss scaling needed); a no-op context elsewhere."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def to_device(net: nn.Module, device: torch.device) -> nn.Module:
-    """Moves a network, channels-last on CUDA (cuDNN's fast layout for convs)."""
-    if device.type == "cuda":
-        return net.to(device, memory_format=torch.channels_last)
-    return net.to(device)
 
 
 def transforms(pre: Preprocessing, data: DataConfig, dataset: Dataset, device: torch.device

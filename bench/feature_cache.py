@@ -19,10 +19,11 @@ import time
 import torch
 
 from archft.data import DataConfig, load_dataset
+from archft.device import resolve_device, to_device
 from archft.features import FeatureCacheConfig, train_batches
 from archft.rng import generator
 from archft.space import SearchSpace
-from archft.train import resolve_device, to_device, train_step, transforms
+from archft.train import train_step, transforms
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from archft.device import autocast, resolve_device, to_device
 from archft.space import SearchSpace
-from archft.train import autocast, resolve_device, to_device
 
 
 def step_fn(net, params, x, y, device, amp):
