@@ -79,7 +79,8 @@ def _data_config(args: argparse.Namespace):
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="digits", help="digits, cifar10:ROOT or imagefolder:PATH")
+    p.add_argument("--dataset", default="digits",
+                   help="digits, photos, textures, cifar10:ROOT or imagefolder:PATH")
     p.add_argument("--image-size", type=int, default=32, help="model input side (default 32)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the train/val/test split")
     p.add_argument("--download", action="store_true", help="download CIFAR-10 if missing")
@@ -91,8 +92,20 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--feature-cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="train the scope on cached frozen-prefix features when they fit "
+                        "(default: on)")
+    p.add_argument("--feature-views", type=int, default=None,
+                   help="augmented views cached per training image (default 8)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal)")
+
+
+def _features(args: argparse.Namespace):
+    from archft.features import FeatureCacheConfig
+
+    views = {"views": args.feature_views} if args.feature_views is not None else {}
+    return FeatureCacheConfig(cache=args.feature_cache, **views)
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -103,11 +116,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     early = EarlyStopConfig(enabled=not args.no_early_stop, tau=args.tau, window=args.window,
                             eps=args.eps)
+    optional = {k: getattr(args, k) for k in ("reward", "warmup", "sampling", "bn_recalibration")
+                if getattr(args, k) is not None}
     config = SearchConfig(strategy=args.strategy, budget=args.budget, batch_size=args.batch_size,
                           lr=args.lr, controller_lr=args.controller_lr,
                           controller_steps=args.controller_steps, early_stop=early,
-                          checkpoint_every=args.checkpoint_every, seed=args.seed,
-                          device=args.device, amp=not args.no_amp, progress=args.progress)
+                          features=_features(args), checkpoint_every=args.checkpoint_every,
+                          seed=args.seed, device=args.device, amp=not args.no_amp,
+                          progress=args.progress, **optional)
     data = _data_config(args)
     dataset = load_dataset(data)
     space = SearchSpace.from_base(args.base, args.scope, args.kernels, args.expansions,
@@ -139,8 +155,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     arch = Architecture.load(args.architecture)
     config = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                             init=args.init, vanilla=args.vanilla, eval_every=args.eval_every,
-                            seed=args.seed, device=args.device, amp=not args.no_amp,
-                            progress=args.progress)
+                            features=_features(args), seed=args.seed, device=args.device,
+                            amp=not args.no_amp, progress=args.progress)
     m = run_finetune(arch, dataset, data, config, args.out,
                      search_dir=Path(args.architecture).parent)
     print(f"{m['kind']} fine-tuning of {' '.join(m['architecture'])}: val "
@@ -217,6 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controller-lr", type=float, default=3.5e-4)
     p.add_argument("--controller-steps", type=int, default=5,
                    help="controller updates per supernet step")
+    p.add_argument("--reward", default=None,
+                   help="accuracy, neg_loss or margin on validation images (see README)")
+    p.add_argument("--warmup", type=float, default=None,
+                   help="fraction of the budget trained with fair sampling before the "
+                        "controller learns")
+    p.add_argument("--sampling", default=None,
+                   help="controller (ENAS) or fair: how supernet steps pick their subnet")
+    p.add_argument("--bn-recalibration", type=int, default=None,
+                   help="training batches that recompute a subnet's BN statistics before its "
+                        "reward (0: off)")
     p.add_argument("--no-early-stop", action="store_true", help="always run the full budget")
     p.add_argument("--tau", type=float, default=0.9, help="early stop: settled probability")
     p.add_argument("--window", type=int, default=50, help="early stop: window in updates")

@@ -29,6 +29,9 @@ import torch.nn.functional as F
 from archft.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
+# Sources bundled with the installed packages (offline): scikit-learn's digits and the patch
+# tasks of `archft.tasks`.
+BUNDLED = ("digits", "photos", "textures")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm", ".pbm"}
 # Above this many decoded bytes an image folder is streamed from disk instead of held in memory.
@@ -51,6 +54,9 @@ class DataConfig:
         max_resident_bytes: image folders larger than this (decoded) are streamed from disk.
         flip: random horizontal flips in training (None: the source's default, which is off for
             digits and on otherwise; turn it off for text, digits or anything handed).
+        train_per_class: keep at most this many training images per class, drawn by the seed
+            (the rest are left out; validation and test are untouched): a few-shot setting,
+            the data-poor case transfer learning is for (None: keep all).
     """
 
     source: str = "digits"
@@ -61,8 +67,13 @@ class DataConfig:
     download: bool = False
     max_resident_bytes: int = DEFAULT_MAX_RESIDENT_BYTES
     flip: bool | None = None
+    train_per_class: int | None = None
 
     def __post_init__(self):
+        if self.train_per_class is not None and (
+                not isinstance(self.train_per_class, int) or self.train_per_class < 1):
+            raise ConfigError(f"train_per_class must be a positive integer, got "
+                              f"{self.train_per_class!r}")
         if not isinstance(self.image_size, int) or not 8 <= self.image_size <= 1024:
             raise ConfigError(f"image_size must be an integer in 8..1024, got {self.image_size!r}")
         for name in ("val_fraction", "test_fraction"):
@@ -166,18 +177,39 @@ def load_dataset(config: DataConfig) -> Dataset:
         DataError: missing, empty, corrupt or malformed data (the message names the file).
     """
     kind, _, arg = config.source.partition(":")
-    loaders = {"digits": _load_digits, "cifar10": _load_cifar10, "imagefolder": _load_imagefolder}
+    loaders = {"digits": _load_digits, "photos": _load_patches, "textures": _load_patches,
+               "cifar10": _load_cifar10, "imagefolder": _load_imagefolder}
     if kind not in loaders:
-        raise ConfigError(f"unknown dataset {config.source!r}; use digits, cifar10:ROOT or "
-                          "imagefolder:PATH")
-    if kind == "digits" and arg:
-        raise ConfigError("the digits dataset takes no path")
-    if kind != "digits" and not arg:
+        raise ConfigError(f"unknown dataset {config.source!r}; use {', '.join(BUNDLED)}, "
+                          "cifar10:ROOT or imagefolder:PATH")
+    if kind in BUNDLED and arg:
+        raise ConfigError(f"the {kind} dataset takes no path")
+    if kind not in BUNDLED and not arg:
         raise ConfigError(f"dataset {kind} needs a path: {kind}:PATH")
     dataset = loaders[kind](config, arg)
     if config.flip is not None:
         dataset.flip = config.flip
+    if config.train_per_class is not None:
+        keep = torch.tensor(few_shot([r.label for r in dataset.records],
+                                     [r.split for r in dataset.records], config))
+        dataset.records = [r for r, k in zip(dataset.records, keep) if k]
+        if dataset.images is not None:
+            dataset.images = dataset.images[keep]
     return dataset
+
+
+def few_shot(labels: list[int], splits: list[str], config: DataConfig) -> list[bool]:
+    """Which images `config.train_per_class` keeps: every validation and test image, and per
+    class at most that many training images, drawn by the seed (all of them if None)."""
+    if config.train_per_class is None:
+        return [True] * len(labels)
+    rng = np.random.default_rng([config.seed, 1])  # not the stream that carved the splits
+    keep = [s != "train" for s in splits]
+    for cls in sorted(set(labels)):
+        rows = [i for i, (lab, s) in enumerate(zip(labels, splits)) if lab == cls and s == "train"]
+        for j in rng.permutation(len(rows))[:config.train_per_class]:
+            keep[rows[j]] = True
+    return keep
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,6 +282,19 @@ def _load_digits(config: DataConfig, _arg: str) -> Dataset:
                for i in range(len(raw))]
     return Dataset("digits", "", [str(c) for c in bunch.target_names], records, images,
                    config.image_size, flip=False)
+
+
+def _load_patches(config: DataConfig, _arg: str) -> Dataset:
+    from archft.tasks import make_patches
+
+    classes, raw, labels, given = make_patches(config.source, config.image_size, config.seed)
+    hashes = [_sha(im.tobytes()) for im in raw]
+    splits = assign_splits(labels, hashes, given, config)
+    s = config.image_size
+    records = [Record(f"{config.source}:{i}", labels[i], splits[i], hashes[i], s, s)
+               for i in range(len(raw))]
+    images = torch.from_numpy(raw).permute(0, 3, 1, 2).contiguous()
+    return Dataset(config.source, "", classes, records, images, s, flip=True)
 
 
 def resize_uint8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:

@@ -30,6 +30,8 @@ class EarlyStopConfig:
             supernet trained for a few steps ranks candidates by how far their remapped
             weights start ahead, not by what they can learn (seen on digits: a stop at step
             26 of 200).
+        dry_run: record where the search would stop and the architecture it would pick then,
+            but run the whole budget (to check the early stop against a full search).
     """
 
     enabled: bool = True
@@ -39,6 +41,7 @@ class EarlyStopConfig:
     z: float = 1.0
     min_updates: int = 100
     min_fraction: float = 0.25
+    dry_run: bool = False
 
 
 def _mean(xs: list[float]) -> float:
@@ -60,6 +63,8 @@ class EarlyStopper:
     greedy: list[tuple[int, ...]] = field(default_factory=list)
     fired_at: int | None = None
     reason: str = ""
+    # The greedy architecture at the end of the round that fired: what a stopped search picks.
+    arch_at_stop: list[int] | None = None
 
     def settled(self, probs: list[list[float]]) -> str:
         w = self.config.window
@@ -93,23 +98,31 @@ class EarlyStopper:
         """
         self.rewards.append(float(reward))
         self.greedy.append(tuple(greedy))
-        if not self.config.enabled or self.fired_at is not None:
-            return self.fired_at is not None
+        if self.fired_at is not None:
+            if step == self.fired_at:  # the round that fired goes on: the pick is its last
+                self.arch_at_stop = list(greedy)
+            return True
+        if not self.config.enabled:
+            return False
         if len(self.rewards) < self.config.min_updates:
             return False
         if self.budget is not None and step < self.config.min_fraction * self.budget:
             return False
         why = self.settled(probs)
         if why and self.plateaued():
-            self.fired_at = step
+            self.fired_at, self.arch_at_stop = step, list(greedy)
             self.reason = (f"{why}; reward plateaued (windowed mean rose <= {self.config.eps} "
                            f"at {self.config.z:g} standard errors)")
             return True
         return False
 
     def state_dict(self) -> dict:
-        return {"rewards": list(self.rewards), "greedy": [list(g) for g in self.greedy]}
+        return {"rewards": list(self.rewards), "greedy": [list(g) for g in self.greedy],
+                "fired_at": self.fired_at, "reason": self.reason,
+                "arch_at_stop": self.arch_at_stop}
 
     def load_state_dict(self, state: dict) -> None:
         self.rewards = [float(r) for r in state["rewards"]]
         self.greedy = [tuple(int(a) for a in g) for g in state["greedy"]]
+        self.fired_at, self.reason = state.get("fired_at"), state.get("reason", "")
+        self.arch_at_stop = state.get("arch_at_stop")

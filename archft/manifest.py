@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from archft.data import (
+    BUNDLED,
     DataConfig,
     Dataset,
     assign_splits,
+    few_shot,
     fingerprint,
     list_imagefolder,
     load_dataset,
@@ -90,9 +92,11 @@ def survey(config: DataConfig) -> Survey:
         rows.append({"path": path.relative_to(root).as_posix(), "label": label,
                      "class": classes[label], "sha256": hashlib.sha256(data).hexdigest(),
                      **_probe(data)})
-    splits = assign_splits([r["label"] for r in rows], [r["sha256"] for r in rows],
-                           [f[2] for f in files], config)
-    rows = [{c: {**r, "split": s}[c] for c in COLUMNS} for r, s in zip(rows, splits)]
+    labels = [r["label"] for r in rows]
+    splits = assign_splits(labels, [r["sha256"] for r in rows], [f[2] for f in files], config)
+    keep = few_shot(labels, splits, config)
+    rows = [{c: {**r, "split": s}[c] for c in COLUMNS}
+            for r, s, k in zip(rows, splits, keep) if k]
     return Survey(f"imagefolder:{root}", str(root), classes, rows)
 
 
@@ -119,10 +123,11 @@ def source_version(config: DataConfig) -> str:
     """
     h = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
     kind, _, arg = config.source.partition(":")
-    if kind == "digits":
+    if kind in BUNDLED:  # the source ships inside the installed packages
+        import skimage
         import sklearn
 
-        h.update(f"sklearn {sklearn.__version__}".encode())
+        h.update(f"sklearn {sklearn.__version__} skimage {skimage.__version__}".encode())
         return h.hexdigest()
     root = Path(arg).expanduser()
     if not root.exists():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import signal
@@ -44,11 +45,19 @@ from archft.io import atomic_write_bytes, atomic_write_json, atomic_write_text, 
 from archft.plots import action_heatmap, reward_curve
 from archft.rng import derive_seed, generator
 from archft.space import SearchSpace
-from archft.train import ScopedEvaluator, seed_step, train_step, transforms
+from archft.train import (
+    SCORES,
+    ScopedEvaluator,
+    recalibrated_bn,
+    seed_step,
+    train_step,
+    transforms,
+)
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("reinforce", "random", "darts")
+SAMPLINGS = ("controller", "fair")
 CHECKPOINT = "checkpoint.pt"
 # Fields that may differ between an interrupted run and its resumption.
 _RESUMABLE = {"budget", "progress", "device", "checkpoint_every"}
@@ -76,10 +85,27 @@ class SearchConfig:
         baseline_decay: decay of the moving-average reward baseline.
         entropy_weight: weight of the entropy bonus.
         gamma: discount of eq. 4.
+        reward: what a sampled subnet earns on validation images (`archft.train.SCORES`):
+            "accuracy" (the paper's), "neg_loss" (minus the mean cross-entropy) or "margin"
+            (mean p(true) - max p(other)). Accuracy saturates when the supernet classifies
+            nearly every validation image; the other two keep ranking subnets then.
         reward_batch: validation images per reward (the whole split if smaller).
+        bn_recalibration: before its reward, a subnet's in-scope BatchNorm statistics are
+            recomputed from this many fixed training batches (0: use the running statistics,
+            which mix every subnet the supernet trained).
+        warmup: fraction of the budget trained with fair sampling before the controller (or
+            the DARTS architecture weights) starts to learn; no early stop before it ends.
+            Remapped candidates that preserve the base's function start ahead, and a
+            controller learning from the first step locks onto that head start.
+        sampling: how a single-path strategy picks the subnet of a supernet training step
+            after the warm-up: "controller" (the strategy's own: the controller's sample for
+            REINFORCE as in ENAS, uniform for random search) or "fair" (every candidate of
+            every decision exactly once per cycle of its candidate count, as FairNAS; the
+            controller then only searches).
         random_samples: architectures the random strategy compares at the end.
         darts_steps: architecture-weight updates per round for DARTS (one per weight step as
-            in Liu et al.: each costs a forward and backward through every candidate).
+            in Liu et al.: each costs a forward and backward through every candidate), each
+            on a validation batch of `batch_size` images.
         darts_lr: Adam learning rate of the DARTS architecture weights.
         darts_weight_decay: their weight decay.
         early_stop: early-stopping criterion.
@@ -106,7 +132,11 @@ class SearchConfig:
     baseline_decay: float = 0.95
     entropy_weight: float = 1e-4
     gamma: float = 1.0
+    reward: str = "accuracy"
     reward_batch: int = 256
+    bn_recalibration: int = 0
+    warmup: float = 0.0
+    sampling: str = "controller"
     random_samples: int = 20
     darts_steps: int = 1
     darts_lr: float = 3e-4
@@ -123,6 +153,17 @@ class SearchConfig:
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of "
                               f"{', '.join(STRATEGIES)}")
+        if self.reward not in SCORES:
+            raise ConfigError(f"unknown reward {self.reward!r}; choose one of "
+                              f"{', '.join(SCORES)}")
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"unknown sampling {self.sampling!r}; choose one of "
+                              f"{', '.join(SAMPLINGS)}")
+        if not 0 <= self.warmup < 1:
+            raise ConfigError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
+        if not isinstance(self.bn_recalibration, int) or self.bn_recalibration < 0:
+            raise ConfigError(f"bn_recalibration must be an integer >= 0, got "
+                              f"{self.bn_recalibration!r}")
         require_positive_ints(self, "budget", "batch_size", "controller_every",
                               "controller_steps", "darts_steps", "reward_batch", "random_samples",
                               "checkpoint_every")
@@ -150,14 +191,15 @@ class _Strategy:
     """What differs between strategies: how a training step's subnet is chosen, how a
     controller update runs, and how the final architecture is picked."""
 
+    # Trains one subnet per supernet step (False: DARTS trains the weighted mixture).
+    single_path = True
+
     def __init__(self, space: SearchSpace, supernet, config: SearchConfig, device,
-                 val: ScopedEvaluator):
+                 val: ScopedEvaluator, reward: Callable[[torch.Tensor | None], float]):
         self.space, self.supernet, self.config, self.device = space, supernet, config, device
         self.val = val
-
-    def reward(self, idx: torch.Tensor) -> float:
-        """Accuracy of the active subnet on validation rows `idx`."""
-        return self.val.accuracy(self.supernet, idx)  # SYNC: REINFORCE needs a number
+        # The active subnet's reward (`SearchConfig.reward`) on validation rows.
+        self.reward = reward
 
     def train_arch(self, step: int) -> None:
         raise NotImplementedError
@@ -251,6 +293,8 @@ class _Random(_Strategy):
 
 
 class _Darts(_Strategy):
+    single_path = False
+
     def __init__(self, *args):
         super().__init__(*args)
         self.alphas = [torch.zeros(len(d.candidates), device=self.device, requires_grad=True)
@@ -292,6 +336,19 @@ class _Darts(_Strategy):
 
 
 _STRATEGIES = {"reinforce": _Reinforce, "random": _Random, "darts": _Darts}
+
+
+def fair_architecture(space: SearchSpace, seed: int, step: int) -> list[int]:
+    """The subnet of supernet step `step` under strict fairness (FairNAS): decision t with n
+    candidates runs them in a random order drawn from (seed, t, step // n), so every candidate
+    is trained exactly once in every n consecutive steps."""
+    arch = []
+    for t, d in enumerate(space.decisions):
+        n = len(d.candidates)
+        cycle, pos = divmod(step, n)
+        order = torch.randperm(n, generator=generator("cpu", seed, "fair", t, cycle))
+        arch.append(int(order[pos]))
+    return arch
 
 
 @contextlib.contextmanager
@@ -383,7 +440,20 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
         raise ConfigError("the validation split is empty: the search needs it for rewards")
     val = ScopedEvaluator(supernet, space.spec, space.trainable, dataset.split_images("val"),
                           dataset.labels("val"), eval_tf, device, c.amp)
-    strategy = _STRATEGIES[c.strategy](space, supernet, c, device, val)
+    batches = train_batches(supernet, space.spec, space.trainable, dataset, train_tf,
+                            c.batch_size, device, c.seed, c.features, c.amp)
+    # Fixed recalibration batches: every subnet's statistics come from the same images.
+    recal = [x for x, _ in itertools.islice(batches.stream(0), c.bn_recalibration)]
+
+    def reward(idx: torch.Tensor | None = None) -> float:
+        """The active subnet's reward on validation rows `idx` (all of them if None)."""
+        if not recal:
+            return val.score(supernet, idx, c.reward)  # SYNC: REINFORCE needs a number
+        with recalibrated_bn(supernet, recal, batches.forward):
+            return val.score(supernet, idx, c.reward)  # SYNC
+
+    strategy = _STRATEGIES[c.strategy](space, supernet, c, device, val, reward)
+    warm = int(c.warmup * c.budget)
     params = list(supernet.trainable_parameters())
     opt = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
     state = _State()
@@ -419,34 +489,43 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
                     "stopper": stopper.state_dict()}, buf)
         atomic_write_bytes(ckpt_path, buf.getvalue())
 
-    batches = train_batches(supernet, space.spec, space.trainable, dataset, train_tf,
-                            c.batch_size, device, c.seed, c.features, c.amp)
     stream = batches.stream(state.step)
 
+    # Validation rows per update: a reward's sample, or for DARTS one batch per architecture
+    # step (Liu et al. use train and validation batches of the same size; each costs a forward
+    # and backward through every candidate).
+    rows_per_update = c.batch_size if c.strategy == "darts" else c.reward_batch
+
     def reward_rows(u: int) -> torch.Tensor:
-        if len(val) <= c.reward_batch:
+        if len(val) <= rows_per_update:
             return torch.arange(len(val), device=device)
         perm = torch.randperm(len(val), device=device,
                               generator=generator(device, c.seed, "reward", u))
-        return perm[:c.reward_batch]
+        return perm[:rows_per_update]
 
     show = c.progress if c.progress is not None else None
     bar = tqdm(total=c.budget, initial=state.step, desc=f"search/{c.strategy}", unit="step",
                disable=(not show) if show is not None else None, dynamic_ncols=True)
     run = {"correct": torch.zeros((), device=device), "seen": 0}
-    stopped = stopper.fired_at is not None
+    stopped = stopper.fired_at is not None and not c.early_stop.dry_run
 
     def _step(step: int) -> bool:
         """One supernet step and, at the end of a round, the controller updates; returns
         whether early stopping fired."""
         seed_step(c.seed, step)
-        strategy.train_arch(step)
+        if strategy.single_path and (step < warm or c.sampling == "fair"):
+            supernet.set_architecture(fair_architecture(space, c.seed, step))
+        else:
+            strategy.train_arch(step)
         x, y = next(stream)
         _, logits = train_step(supernet, batches.forward, (x, y), opt, device, c.amp)
         run["correct"] += (logits.argmax(1) == y).sum()
         run["seen"] += len(y)
         state.step, state.images = step + 1, state.images + len(y)
         fired = False
+        if state.step <= warm:
+            bar.set_postfix(phase="warm-up", refresh=False)
+            return fired
         if state.step % c.controller_every:
             return fired
         for _ in range(updates_per_round):
@@ -456,8 +535,9 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
             history.append(row)
             with open(out / "search_history.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-            if row["greedy"] is not None and not fired:
+            if row["greedy"] is not None:
                 fired = stopper.update(state.step, row["reward"], row["probs"], row["greedy"])
+        fired = fired and not c.early_stop.dry_run
         post = {"reward": f"{row['reward']:.3f}"}
         if row["entropy"] is not None:
             post["entropy"] = f"{row['entropy']:.2f}"
@@ -485,11 +565,12 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
 
     def score(arch: list[int]) -> float:
         supernet.set_architecture(arch)
-        return val.accuracy(supernet)
+        return reward()
 
     arch = strategy.final(score)
     supernet.set_mixture(None)
-    val_acc = score(arch)
+    supernet.set_architecture(arch)
+    val_acc = val.accuracy(supernet)
     architecture = Architecture.of(space, arch)
     architecture.save(out / "architecture.json")
     save_safetensors(out / "supernet.safetensors", supernet.state_dict(),
@@ -497,10 +578,14 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
     summary = {
         "strategy": c.strategy, "base": space.base, "scope": space.scope,
         "num_decisions": space.num_decisions, "num_subnets": space.num_subnets,
-        "budget": c.budget, "steps": state.step, "stopped_early": stopper.fired_at is not None,
+        "budget": c.budget, "steps": state.step, "warmup_steps": warm,
+        "stopped_early": stopper.fired_at is not None and not c.early_stop.dry_run,
         "stop_step": stopper.fired_at, "stop_reason": stopper.reason or None,
-        "greedy_at_stop": history[-1]["greedy"] if stopper.fired_at else None,
+        "greedy_at_stop": (space.describe(stopper.arch_at_stop)
+                           if stopper.arch_at_stop is not None else None),
         "cost_saved": round(1 - state.step / c.budget, 4),
+        "early_stop_saving": (round(1 - stopper.fired_at / c.budget, 4)
+                              if stopper.fired_at is not None else None),
         "controller_updates": state.updates, "subnets_sampled": state.step + state.updates,
         "images_seen": state.images, "wall_seconds": round(state.wall, 2),
         "device": str(device), "threads": torch.get_num_threads(),

@@ -7,7 +7,8 @@ that a training step never waits for the GPU; the only host-device syncs are mar
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,39 @@ def transforms(pre: Preprocessing, data: DataConfig, dataset: Dataset, device: t
 def seed_step(seed: int, step: int) -> None:
     """Seeds the global RNG (dropout) for one step: a pure function of (seed, step)."""
     torch.manual_seed(derive_seed(seed, "step", step))
+
+
+@contextlib.contextmanager
+def recalibrated_bn(net: nn.Module, inputs: Sequence[torch.Tensor],
+                    forward: Callable[[nn.Module, torch.Tensor], torch.Tensor]):
+    """Inside the context, the trainable BatchNorm layers of `net`'s active subnet hold
+    statistics recomputed from `inputs` (their plain mean, as one-shot NAS recalibrates a
+    sampled subnet); on exit every statistic is as it was.
+
+    Args:
+        net: a supernet with its architecture set, or any net.
+        inputs: batches (images, or cached features with their `forward`).
+        forward: `forward(net, x)` -> logits.
+    """
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(),
+              m.momentum) for m in bns]
+    try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches
+        net.train()
+        with torch.no_grad():
+            for x in inputs:
+                forward(net, x)
+        net.eval()
+        yield net
+    finally:
+        for m, (mean, var, count, momentum) in zip(bns, saved):
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(count)
+            m.momentum = momentum
 
 
 def train_step(net: nn.Module, forward: Callable[[nn.Module, torch.Tensor], torch.Tensor],
@@ -101,19 +135,45 @@ class ScopedEvaluator:
             if self.features is not None:
                 return self.prefix.tail(net, self.features[rows])
             return net(self.transform(self.images[rows.cpu()].to(self.device)))
+
     @torch.no_grad()
-    def correct(self, net: nn.Module, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """Number of correct predictions (a device tensor: no sync) on the split or on the
-        rows `idx` of it."""
+    def total(self, net: nn.Module, idx: torch.Tensor | None = None,
+              kind: str = "accuracy") -> torch.Tensor:
+        """Sum of a per-image score (`SCORES`) over the split or its rows `idx`, as a device
+        tensor (no sync)."""
         net.eval()
+        per_image = SCORES[kind]
         order = idx if idx is not None else torch.arange(len(self.labels), device=self.device)
-        total = torch.zeros((), dtype=torch.long, device=self.device)
+        total = torch.zeros((), device=self.device)
         for i in range(0, len(order), self.batch_size):
             rows = order[i:i + self.batch_size]
-            total += (self.logits(net, rows).argmax(1) == self.labels[rows]).sum()
+            total += per_image(self.logits(net, rows).float(), self.labels[rows]).sum()
         return total
+
+    def score(self, net: nn.Module, idx: torch.Tensor | None = None,
+              kind: str = "accuracy") -> float:
+        """Mean per-image score (`SCORES`: accuracy, neg_loss, margin) on the split or rows
+        `idx`."""
+        n = len(self.labels) if idx is None else len(idx)
+        return self.total(net, idx, kind).item() / max(n, 1)  # SYNC: once per evaluation
 
     def accuracy(self, net: nn.Module, idx: torch.Tensor | None = None) -> float:
         """Top-1 accuracy on the split (or rows `idx`)."""
-        n = len(self.labels) if idx is None else len(idx)
-        return self.correct(net, idx).item() / max(n, 1)  # SYNC: once per evaluation
+        return self.score(net, idx, "accuracy")
+
+
+def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """p(true class) - the largest other class probability: in [-1, 1], > 0 iff correct."""
+    p = logits.softmax(1)
+    true = p.gather(1, y[:, None])[:, 0]
+    return true - p.scatter(1, y[:, None], -1.0).amax(1)
+
+
+# Per-image scores of a net on labelled data (higher is better), for evaluation and rewards.
+# Accuracy saturates once a supernet classifies every validation image correctly (seen: 99.5%
+# for every subnet on a 16-class photo folder), while the loss and the margin keep ranking.
+SCORES = {
+    "accuracy": lambda logits, y: (logits.argmax(1) == y).float(),
+    "neg_loss": lambda logits, y: -F.cross_entropy(logits, y, reduction="none"),
+    "margin": _margin,
+}

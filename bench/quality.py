@@ -1,32 +1,43 @@
-"""Two-stage architectural fine-tuning vs vanilla last-k fine-tuning (and random, DARTS).
+"""Two-stage vs vanilla last-k fine-tuning, random search and DARTS, over tasks and seeds.
 
-For each seed: search with each strategy, fine-tune the result, fine-tune the unmodified base
-with the same scope and budget, then report mean and spread of the test accuracy, the steps to
-reach the vanilla run's final accuracy, and the early-stopping saving. Runs sequentially (two
-torch processes on two cores slow each other down ~10x).
+For each task and seed: search with each strategy, fine-tune what it found with the stage-2
+defaults, and fine-tune the unmodified base with the same scope and budget (vanilla). REINFORCE
+runs its whole budget with the early stop in dry-run mode: the architecture at the step where
+it would have stopped is the two-stage result (a real early-stopped run draws exactly the same
+numbers up to that step), and the architecture after the whole budget says whether stopping
+early changed the answer. Random search trains the same supernet steps (its per-step rewards
+are only logged, so it takes one per step). Runs sequentially: two torch processes on two cores
+slow each other down.
 
-    python bench/quality.py --dataset digits --base efficientnet_lite0 --scope small \
+Every finished row is appended to `rows.jsonl` at once and skipped when the command is run
+again, so an interrupted benchmark resumes where it stopped.
+
+    python bench/quality.py --tasks digits photos textures --image-size 128 --scope medium \\
         --seeds 0 1 2 --out runs/bench-quality
+    python bench/quality.py ... --strategies reinforce --set reward=accuracy warmup=0  # ablation
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
 import json
+import platform
 import statistics
 from pathlib import Path
 
 import torch
+import yaml
 
 from archft.architecture import Architecture
-from archft.compare import steps_to_reach
 from archft.data import DataConfig, load_dataset
 from archft.finetune import FinetuneConfig, run_finetune
 from archft.search import SearchConfig, run_search
 from archft.space import SearchSpace
 
 
-def _stats(xs):
+def _stats(xs: list[float]) -> dict | None:
     xs = [x for x in xs if x is not None]
     if not xs:
         return None
@@ -34,71 +45,177 @@ def _stats(xs):
             "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
+def _overrides(pairs: list[str]) -> dict:
+    """key=value pairs (YAML values; dots for nested fields) as a nested dict."""
+    out: dict = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def search_config(strategy: str, seed: int, budget: int, overrides: dict) -> SearchConfig:
+    base = SearchConfig(strategy=strategy, budget=budget, seed=seed, progress=False)
+    if strategy == "random":  # its per-step rewards are only logged
+        base = dataclasses.replace(base, controller_steps=1)
+    plain = base.to_dict()
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            plain[key] = {**plain[key], **value}
+        else:
+            plain[key] = value
+    if strategy == "reinforce":  # one run gives the early-stopped and the full-budget choice
+        plain["early_stop"] = {**plain["early_stop"], "dry_run": True}
+    return SearchConfig.from_dict(plain)
+
+
+def _indices(space: SearchSpace, names: list[str]) -> list[int]:
+    return [d.candidates.index(n) for d, n in zip(space.decisions, names)]
+
+
+class Bench:
+    """Runs and records the rows of one benchmark directory."""
+
+    def __init__(self, out: Path, args: argparse.Namespace):
+        self.out, self.args = out, args
+        self.path = out / "rows.jsonl"
+        out.mkdir(parents=True, exist_ok=True)
+        self.rows = ([json.loads(line) for line in self.path.read_text().splitlines()]
+                     if self.path.exists() else [])
+
+    def done(self, task: str, seed: int, run: str) -> dict | None:
+        return next((r for r in self.rows if (r["task"], r["seed"], r["run"]) == (task, seed, run)),
+                    None)
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
+
+    def finetune(self, task, seed, run, space, arch, dataset, data, extra: dict,
+                 vanilla: bool = False) -> None:
+        if self.done(task, seed, run):
+            return
+        m = run_finetune(Architecture.of(space, arch), dataset, data,
+                         FinetuneConfig(steps=self.args.steps, seed=seed, progress=False,
+                                        vanilla=vanilla),
+                         self.out / task / f"seed{seed}" / run / "model")
+        self.add({"task": task, "seed": seed, "run": run, "architecture": m["architecture"],
+                  "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
+                  "finetune_seconds": m["wall_seconds"], **extra})
+
+
+def run_task(bench: Bench, task: str, seeds: list[int], overrides: dict) -> None:
+    args = bench.args
+    data = DataConfig(task, args.image_size, train_per_class=args.train_per_class)
+    dataset = load_dataset(data)
+    space = SearchSpace.from_base(args.base, args.scope, num_classes=len(dataset.classes))
+    inert = space.inert_kernels(args.image_size)
+    if inert:
+        raise SystemExit(f"{task}: {len(inert)} inert decisions at {args.image_size} px; the "
+                         "benchmark needs live ones")
+    for seed in seeds:
+        for strategy in args.strategies:
+            sdir = bench.out / task / f"seed{seed}" / strategy / "search"
+            config = search_config(strategy, seed, args.budget, overrides)
+            s = run_search(space, dataset, data, config, sdir, resume=True)
+            final = _indices(space, s["architecture"])
+            info = {"search_steps": s["steps"], "search_seconds": s["wall_seconds"],
+                    "stop_step": s["stop_step"], "early_stop_saving": s["early_stop_saving"],
+                    "full_budget_architecture": s["architecture"],
+                    "config": {k: v for k, v in config.to_dict().items() if k != "progress"}}
+            if strategy == "reinforce" and s["greedy_at_stop"] is not None:
+                stopped = _indices(space, s["greedy_at_stop"])
+                info["same_as_full_budget"] = stopped == final
+                bench.finetune(task, seed, "reinforce", space, stopped, dataset, data, info)
+                if stopped != final:
+                    bench.finetune(task, seed, "reinforce-full", space, final, dataset, data,
+                                   info)
+            else:
+                if strategy == "reinforce":
+                    info["same_as_full_budget"] = None  # never settled: the full budget ran
+                bench.finetune(task, seed, strategy, space, final, dataset, data, info)
+        bench.finetune(task, seed, "vanilla", space, space.base_architecture, dataset, data,
+                       {}, vanilla=True)
+
+
+def summarise(rows: list[dict], tasks: list[str]) -> dict:
+    """Per task and run: test accuracy stats, paired gain over vanilla, early-stop stats."""
+    out = {}
+    for task in tasks:
+        t = [r for r in rows if r["task"] == task]
+        vanilla = {r["seed"]: r["test_accuracy"] for r in t if r["run"] == "vanilla"}
+        entry = {}
+        for run in dict.fromkeys(r["run"] for r in t):
+            rs = [r for r in t if r["run"] == run]
+            e = {"test_accuracy": _stats([r["test_accuracy"] for r in rs]),
+                 "gain_over_vanilla": _stats([r["test_accuracy"] - vanilla[r["seed"]]
+                                              for r in rs if r["seed"] in vanilla]),
+                 "architectures": [r["architecture"] for r in rs]}
+            if run == "reinforce":
+                e["stop_steps"] = [r["stop_step"] for r in rs]
+                e["early_stop_saving"] = _stats([r["early_stop_saving"] for r in rs])
+                e["same_as_full_budget"] = [r["same_as_full_budget"] for r in rs]
+            entry[run] = e
+        out[task] = entry
+    return out
+
+
+def markdown(summary: dict) -> str:
+    """The summary as a table: task, run, test accuracy, gain, architectures, early stop."""
+    lines = ["| task | run | test accuracy % mean +- std (min..max) | gain over vanilla "
+             "(paired) | early stop: step, saving, same as full | chosen |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for task, runs in summary.items():
+        for run, e in runs.items():
+            a, g = e["test_accuracy"], e["gain_over_vanilla"]
+            acc = (f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f} "
+                   f"({100 * a['min']:.2f}..{100 * a['max']:.2f})")
+            gain = f"{100 * g['mean']:+.2f} +- {100 * g['std']:.2f}" if run != "vanilla" else "-"
+            stop = "-"
+            if run == "reinforce":
+                saving = e["early_stop_saving"]
+                stop = (f"{e['stop_steps']}, {100 * saving['mean']:.0f}%, "
+                        f"{sum(bool(x) for x in e['same_as_full_budget'])} of "
+                        f"{len(e['same_as_full_budget'])}" if saving else "never stopped")
+            chosen = "; ".join(" ".join(x) for x in e["architectures"])
+            lines.append(f"| {task} | {run} | {acc} | {gain} | {stop} | {chosen} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--image-size", type=int, default=32)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["digits", "photos", "textures"])
+    p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--base", default="efficientnet_lite0")
-    p.add_argument("--weights", default="imagenet")
-    p.add_argument("--scope", default="small")
-    p.add_argument("--strategies", nargs="+", default=["reinforce", "random", "darts"])
+    p.add_argument("--scope", default="medium")
+    p.add_argument("--strategies", nargs="*", default=["reinforce", "random", "darts"],
+                   help="searches to run (none: only the vanilla baseline)")
+    p.add_argument("--train-per-class", type=int, default=None,
+                   help="few-shot: training images kept per class (default: all)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--budget", type=int, default=200)
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--budget", type=int, default=SearchConfig().budget)
+    p.add_argument("--steps", type=int, default=FinetuneConfig().steps)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="search-config overrides, e.g. reward=accuracy early_stop.tau=0.8")
     p.add_argument("--out", default="runs/bench-quality")
     args = p.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
-    data = DataConfig(args.dataset, args.image_size)
-    dataset = load_dataset(data)
-    space = SearchSpace.from_base(args.base, args.scope, weights=args.weights,
-                                  num_classes=len(dataset.classes))
-    out = Path(args.out)
-    rows = []
-    for seed in args.seeds:
-        ft = FinetuneConfig(steps=args.steps, seed=seed, progress=False)
-        vanilla_arch = None
-        for strategy in args.strategies:
-            sdir = out / f"seed{seed}" / strategy
-            s = run_search(space, dataset, data, SearchConfig(strategy=strategy,
-                           budget=args.budget, seed=seed, progress=False), sdir / "search",
-                           resume=(sdir / "search" / "summary.json").exists())
-            arch = Architecture.load(sdir / "search" / "architecture.json")
-            vanilla_arch = arch
-            m = run_finetune(arch, dataset, data, ft, sdir / "model", search_dir=sdir / "search")
-            rows.append({"seed": seed, "run": strategy, "architecture": m["architecture"],
-                         "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
-                         "curve": m["curve"], "search_steps": s["steps"],
-                         "stopped_early": s["stopped_early"], "cost_saved": s["cost_saved"],
-                         "search_seconds": s["wall_seconds"],
-                         "finetune_seconds": m["wall_seconds"]})
-            print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
-        m = run_finetune(vanilla_arch, dataset, data,
-                         FinetuneConfig(steps=args.steps, seed=seed, progress=False, vanilla=True),
-                         out / f"seed{seed}" / "vanilla")
-        rows.append({"seed": seed, "run": "vanilla", "architecture": m["architecture"],
-                     "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
-                     "curve": m["curve"], "finetune_seconds": m["wall_seconds"]})
-        print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
-    summary = {}
-    for run in args.strategies + ["vanilla"]:
-        rs = [r for r in rows if r["run"] == run]
-        entry = {"test_accuracy": _stats([r["test_accuracy"] for r in rs])}
-        if run != "vanilla":
-            entry["cost_saved"] = _stats([r["cost_saved"] for r in rs])
-            entry["stopped_early"] = sum(r["stopped_early"] for r in rs)
-            ratios = []
-            for r in rs:
-                v = next(x for x in rows if x["run"] == "vanilla" and x["seed"] == r["seed"])
-                target = v["test_accuracy"]
-                a, b = steps_to_reach(r["curve"], target), steps_to_reach(v["curve"], target)
-                ratios.append(a / b if a and b else None)
-            entry["steps_ratio_to_vanilla_final"] = _stats(ratios)
-            entry["architectures"] = [r["architecture"] for r in rs]
-        summary[run] = entry
-    result = {"config": vars(args), "summary": summary, "rows": rows}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(summary, indent=2))
+    bench = Bench(Path(args.out), args)
+    overrides = _overrides(args.set)
+    for task in args.tasks:
+        run_task(bench, task, args.seeds, overrides)
+    summary = summarise(bench.rows, args.tasks)
+    result = {"config": vars(args), "date": datetime.date.today().isoformat(),
+              "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+              "torch": torch.__version__, "summary": summary}
+    (bench.out / "quality.json").write_text(json.dumps(result, indent=2))
+    (bench.out / "quality.md").write_text(markdown(summary))
+    print(markdown(summary))
 
 
 if __name__ == "__main__":

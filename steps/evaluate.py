@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import torch
 from zenml import log_metadata, step
 
 from archft.export import evaluate_onnx
@@ -44,6 +45,7 @@ def evaluate(onnx_model: OnnxModel, model: ModelDir, search_result: SearchResult
         "search_steps": s["steps"], "search_budget": s["budget"],
         "search_cost_saved": s["cost_saved"], "dataset": dataset["source"],
         "dataset_fingerprint": dataset["fingerprint"], "dvc_hash": dataset.get("dvc_hash"),
+        "threads": torch.get_num_threads(),
     }
     if vanilla_model is not None:
         base = vanilla_model.json("metrics.json")["test_accuracy"]

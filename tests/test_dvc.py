@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 import yaml
 
 from archft.data import DataConfig, load_dataset
@@ -32,22 +33,27 @@ def _repo(path: Path) -> Path:
     return path
 
 
-def test_prepare_stage_materialises_digits_offline(tmp_path):
+def test_prepare_stage_materialises_the_default_dataset_offline(tmp_path):
     repo = _repo(tmp_path / "project")
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, repo / name)
     shutil.copytree(ROOT / "archft", repo / "archft", ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]
+    name = params["name"]
     _run(["dvc", "repro", "-q"], repo)
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     outs = {o["path"]: o for o in lock["stages"]["prepare"]["outs"]}
-    assert outs["data/digits"]["nfiles"] == 1797
-    assert "/digits" in (repo / "data" / ".gitignore").read_text()  # DVC's, not git's, to track
+    bundled = load_dataset(DataConfig(params["source"], params["image_size"],
+                                      seed=params["seed"]))
+    assert outs[f"data/{name}"]["nfiles"] == len(bundled.records)
+    assert f"/{name}" in (repo / "data" / ".gitignore").read_text()  # DVC's, not git's, to track
     assert "didn't change" in _run(["dvc", "repro"], repo)  # reproducible: nothing to do
-    folder = load_dataset(DataConfig(f"imagefolder:{repo / 'data' / 'digits'}"))
-    digits = load_dataset(DataConfig("digits"))
-    assert folder.counts() == digits.counts()  # same splits, class by class
-    assert dvc_version(str(repo / "data" / "digits")) == {
-        "dvc_tracked": True, "dvc_path": "data/digits", "dvc_hash": outs["data/digits"]["md5"],
+    folder = load_dataset(DataConfig(f"imagefolder:{repo / 'data' / name}",
+                                     params["image_size"]))
+    assert folder.counts() == bundled.counts()  # same splits, class by class
+    assert torch.equal(folder.split_images("test"), bundled.split_images("test"))  # lossless
+    assert dvc_version(str(repo / "data" / name)) == {
+        "dvc_tracked": True, "dvc_path": f"data/{name}", "dvc_hash": outs[f"data/{name}"]["md5"],
         "dvc_modified": False}
 
 

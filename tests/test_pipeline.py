@@ -259,9 +259,15 @@ def test_bad_config_is_one_line_naming_file_and_field(runs, tmp_path):
 def test_shipped_configs_pass_the_checks(name, tmp_path, monkeypatch):
     import run
 
-    monkeypatch.chdir(tmp_path)  # default.yaml reads data/digits, which `dvc repro` writes
-    (tmp_path / "data" / "digits").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # default.yaml reads data/photos, which `dvc repro` writes
+    (tmp_path / "data" / "photos").mkdir(parents=True)
     params = run.check_config(ROOT / "configs" / name)["parameters"]
+    if name == "default.yaml":  # the main job searches for real: several live decisions
+        from archft.space import SearchSpace
+
+        space = SearchSpace.from_base(**params["space"], num_classes=10)
+        assert space.num_decisions >= 4
+        assert space.inert_kernels(params["data"]["image_size"]) == []
     if name.startswith("paper_"):  # seed 000, Table 2
         assert params["space"]["base"] == name.split("_")[1]
         assert params["data"]["source"].startswith("cifar10:")

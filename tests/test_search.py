@@ -1,5 +1,7 @@
 """Stage 1 end to end on digits with the real offline EfficientNet-Lite0 weights (CPU)."""
 
+import dataclasses
+import itertools
 import json
 import os
 import signal
@@ -155,3 +157,90 @@ def test_config_from_plain_data():
         SearchConfig.from_dict({"early_stop": {"tua": 0.8}})
     with pytest.raises(ConfigError, match="controller_steps must be a positive integer"):
         SearchConfig(controller_steps=0)
+
+
+def test_fair_sampling_trains_every_candidate_once_per_cycle():
+    space = SearchSpace.from_base("efficientnet_lite0", "medium", weights="none",
+                                  num_classes=10)
+    from archft.search import fair_architecture
+
+    archs = [fair_architecture(space, 0, s) for s in range(18)]
+    for t, d in enumerate(space.decisions):
+        n = len(d.candidates)
+        for cycle in range(18 // n):
+            assert sorted(a[t] for a in archs[cycle * n:(cycle + 1) * n]) == list(range(n))
+    assert archs == [fair_architecture(space, 0, s) for s in range(18)]  # a function of step
+    assert archs != [fair_architecture(space, 1, s) for s in range(18)]
+
+
+def test_warmup_trains_before_the_controller_learns(tmp_path, digits, space):
+    s = run_search(space, digits, DATA, _config(budget=12, warmup=0.5), tmp_path / "w")
+    history = _history(tmp_path / "w")
+    assert s["warmup_steps"] == 6 and s["steps"] == 12
+    assert [h["step"] for h in history] == [s for s in range(7, 13) for _ in range(2)]
+    assert s["controller_updates"] == 12  # 6 rounds of 2 after the warm-up
+
+
+@pytest.mark.parametrize("reward", ["neg_loss", "margin"])
+def test_reward_kinds(tmp_path, digits, space, reward):
+    s = run_search(space, digits, DATA, _config(budget=4, reward=reward, bn_recalibration=2),
+                   tmp_path / reward)
+    rewards = [h["reward"] for h in _history(tmp_path / reward)]
+    assert len(rewards) == 8
+    if reward == "neg_loss":
+        assert all(r < 0 for r in rewards)
+    else:
+        assert all(-1 <= r <= 1 for r in rewards)
+    assert s["config"]["reward"] == reward and 0 <= s["val_accuracy"] <= 1
+
+
+def test_scores_and_bn_recalibration_leave_the_supernet_as_it_was(digits, space):
+    import torch
+
+    from archft.features import train_batches
+    from archft.loaders import BatchTransform
+    from archft.train import ScopedEvaluator, recalibrated_bn
+
+    supernet = space.build_supernet()
+    pre = space.spec.preprocessing
+    tf = BatchTransform(32, pre.mean, pre.std)
+    val = ScopedEvaluator(supernet, space.spec, space.trainable, digits.split_images("val"),
+                          digits.labels("val"), tf, torch.device("cpu"))
+    acc, loss, margin = (val.score(supernet, None, k) for k in ("accuracy", "neg_loss", "margin"))
+    assert 0 <= acc <= 1 and loss < 0 and -1 <= margin <= 1
+    batches = train_batches(supernet, space.spec, space.trainable, digits, tf, 32,
+                            torch.device("cpu"), 0)
+    inputs = [x for x, _ in itertools.islice(batches.stream(0), 3)]
+    before = {k: v.clone() for k, v in supernet.state_dict().items()}
+    with recalibrated_bn(supernet, inputs, batches.forward):
+        bn = supernet.net.blocks[15].candidates[supernet.architecture[0]].dw.bn
+        assert bn.num_batches_tracked.item() == 3 and bn.momentum is None
+        assert not torch.equal(bn.running_mean, before[
+            f"net.blocks.15.candidates.{supernet.architecture[0]}.dw.bn.running_mean"])
+        recal_loss = val.score(supernet, None, "neg_loss")
+    after = supernet.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert recal_loss != loss and bn.momentum == 0.1
+
+
+def test_dry_run_early_stop_records_the_stop_and_runs_the_budget(tmp_path, digits, space):
+    cfg = _config(budget=20, early_stop=EarlyStopConfig(tau=0.1, window=5, eps=10.0,
+                                                        min_updates=10, dry_run=True))
+    s = run_search(space, digits, DATA, cfg, tmp_path / "dry")
+    assert s["steps"] == 20 and not s["stopped_early"] and s["cost_saved"] == 0
+    assert s["stop_step"] == 5 and s["early_stop_saving"] == pytest.approx(0.75)
+    assert len(s["greedy_at_stop"]) == 1 and s["greedy_at_stop"][0] in space.decisions[0].candidates
+    real = run_search(space, digits, DATA, dataclasses.replace(
+        cfg, early_stop=dataclasses.replace(cfg.early_stop, dry_run=False)), tmp_path / "real")
+    # A real early stop draws the same numbers up to the stop: the same step and architecture.
+    assert real["stopped_early"] and real["stop_step"] == 5
+    assert real["architecture"] == s["greedy_at_stop"]
+
+
+@pytest.mark.parametrize("kw,match", [({"reward": "loss"}, "unknown reward"),
+                                      ({"sampling": "uniform"}, "unknown sampling"),
+                                      ({"warmup": 1.0}, "warmup"),
+                                      ({"bn_recalibration": -1}, "bn_recalibration")])
+def test_bad_search_options(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        SearchConfig(**kw)
