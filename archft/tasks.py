@@ -14,7 +14,7 @@ test patch overlaps a training patch (a model must recognise a photograph or tex
 of it that it has not seen), while validation and test both sample several regions of every
 source, so that what is chosen on validation carries over to test. (With one band per split,
 tried first, validation and test were two different regions of each photo and disagreed on
-which model was better.) Patches are squares of 10-20% (photos) or 5-9% (textures) of the
+which model was better.) Patches are squares of 10-20% (photos) or 2.5-4.5% (textures) of the
 source's shorter side (at most a tile), resized to the stored size; their count per class and
 split is fixed (`TASKS`).
 """
@@ -86,7 +86,7 @@ TASKS: dict[str, PatchTask] = {
     "textures": PatchTask(
         {"brick": _skimage("brick"), "grass": _skimage("grass"), "gravel": _skimage("gravel"),
          "moon": _skimage("moon"), "cells": _skimage("cell"), "coins": _skimage("coins")},
-        {"train": 120, "val": 30, "test": 60}, side=(0.05, 0.09), grey=True, rotate=True),
+        {"train": 120, "val": 30, "test": 60}, side=(0.025, 0.045), grey=True, rotate=True),
 }
 
 
