@@ -75,7 +75,7 @@ def _data_config(args: argparse.Namespace):
     from archft.data import DataConfig
 
     return DataConfig(args.dataset, args.image_size, args.data_seed, download=args.download,
-                      flip=args.flip)
+                      flip=args.flip, train_per_class=args.train_per_class)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -86,6 +86,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", action="store_true", help="download CIFAR-10 if missing")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="random horizontal flips in training (default: off for digits, else on)")
+    p.add_argument("--train-per-class", type=int, default=None,
+                   help="few-shot: keep at most this many training images per class")
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:

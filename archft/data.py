@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import pickle
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -190,7 +191,7 @@ def load_dataset(config: DataConfig) -> Dataset:
     if config.flip is not None:
         dataset.flip = config.flip
     if config.train_per_class is not None:
-        keep = torch.tensor(few_shot([r.label for r in dataset.records],
+        keep = torch.tensor(few_shot([dataset.classes[r.label] for r in dataset.records],
                                      [r.split for r in dataset.records], config))
         dataset.records = [r for r, k in zip(dataset.records, keep) if k]
         if dataset.images is not None:
@@ -198,15 +199,22 @@ def load_dataset(config: DataConfig) -> Dataset:
     return dataset
 
 
-def few_shot(labels: list[int], splits: list[str], config: DataConfig) -> list[bool]:
+def few_shot(classes: list[str], splits: list[str], config: DataConfig) -> list[bool]:
     """Which images `config.train_per_class` keeps: every validation and test image, and per
-    class at most that many training images, drawn by the seed (all of them if None)."""
+    class at most that many training images, drawn by the seed and the class name (so a dataset
+    and its materialised image folder keep the same images), all of them if None.
+
+    Args:
+        classes: class name of each image, in record order.
+        splits: split of each image.
+        config: seed and train_per_class.
+    """
     if config.train_per_class is None:
-        return [True] * len(labels)
-    rng = np.random.default_rng([config.seed, 1])  # not the stream that carved the splits
+        return [True] * len(classes)
     keep = [s != "train" for s in splits]
-    for cls in sorted(set(labels)):
-        rows = [i for i, (lab, s) in enumerate(zip(labels, splits)) if lab == cls and s == "train"]
+    for name in sorted(set(classes)):
+        rows = [i for i, (c, s) in enumerate(zip(classes, splits)) if c == name and s == "train"]
+        rng = np.random.default_rng([config.seed, zlib.crc32(name.encode())])
         for j in rng.permutation(len(rows))[:config.train_per_class]:
             keep[rows[j]] = True
     return keep

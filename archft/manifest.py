@@ -94,7 +94,7 @@ def survey(config: DataConfig) -> Survey:
                      **_probe(data)})
     labels = [r["label"] for r in rows]
     splits = assign_splits(labels, [r["sha256"] for r in rows], [f[2] for f in files], config)
-    keep = few_shot(labels, splits, config)
+    keep = few_shot([classes[lab] for lab in labels], splits, config)
     rows = [{c: {**r, "split": s}[c] for c in COLUMNS}
             for r, s, k in zip(rows, splits, keep) if k]
     return Survey(f"imagefolder:{root}", str(root), classes, rows)

@@ -204,3 +204,40 @@ def test_survey_describes_the_dataset_load_dataset_gives(imagefolder):
     s = survey(config)  # the unreadable file is a row, left out of fingerprint and counts
     assert sum(not r["readable"] for r in s.rows) == 1
     assert s.counts() == ds.counts()
+
+
+def test_few_shot_keeps_n_training_images_per_class_and_every_eval_image(tmp_path):
+    from archft.manifest import materialize, survey
+
+    full = load_dataset(DataConfig("photos", 32))
+    few = load_dataset(DataConfig("photos", 32, train_per_class=7))
+    assert all(n == 7 for n in few.counts()["train"].values())
+    assert few.counts()["val"] == full.counts()["val"]
+    assert few.counts()["test"] == full.counts()["test"]
+    assert len(few.images) == len(few.records) == sum(sum(c.values())
+                                                     for c in few.counts().values())
+    # The materialised full set, loaded few-shot, keeps the same images; the survey agrees.
+    folder = materialize(full, tmp_path / "photos")
+    config = DataConfig(f"imagefolder:{folder}", 32, train_per_class=7)
+    loaded = load_dataset(config)
+    assert sorted(r.sha256 for r in loaded.records) == sorted(r.sha256 for r in few.records)
+    assert survey(config).fingerprint() == loaded.fingerprint()
+    with pytest.raises(ConfigError, match="train_per_class"):
+        DataConfig("photos", train_per_class=0)
+
+
+@pytest.mark.parametrize("task", ["photos", "textures"])
+def test_patch_tasks_are_fixed_by_the_seed_and_never_share_a_patch(task):
+    from archft.tasks import TASKS, make_patches
+
+    classes, images, labels, splits = make_patches(task, 32, seed=0)
+    spec = TASKS[task]
+    assert classes == list(spec.sources)
+    assert len(images) == len(classes) * sum(spec.per_split.values())
+    again = make_patches(task, 32, seed=0)[1]
+    assert np.array_equal(images, again) and not np.array_equal(images, make_patches(
+        task, 32, seed=1)[1])
+    ds = load_dataset(DataConfig(task, 32))
+    assert [r.split for r in ds.records] == splits  # the tiles' splits are kept
+    hashes = {s: {r.sha256 for r in ds.records if r.split == s} for s in ("train", "val", "test")}
+    assert not hashes["train"] & hashes["test"] and not hashes["train"] & hashes["val"]
