@@ -101,6 +101,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="augmented views cached per training image (default 8)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of torch (default: one per core); recorded in the outputs")
 
 
 def _features(args: argparse.Namespace):
@@ -296,7 +298,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 on success, 1 for a user error, 2 for bad command-line usage.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            parser.error("--threads must be >= 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

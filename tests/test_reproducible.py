@@ -23,10 +23,10 @@ def test_the_same_commands_twice_give_the_same_results(tmp_path):
         out = tmp_path / run
         _run("search", "--dataset", "digits", "--image-size", "32", "--scope", "small",
              "--budget", "10", "--controller-steps", "2", "--warmup", "0.3", "--reward",
-             "neg_loss", "--no-progress", "--out", str(out / "search"))
+             "neg_loss", "--threads", "2", "--no-progress", "--out", str(out / "search"))
         _run("finetune", "--architecture", str(out / "search" / "architecture.json"),
              "--dataset", "digits", "--image-size", "32", "--steps", "20", "--eval-every", "10",
-             "--no-progress", "--out", str(out / "model"))
+             "--threads", "2", "--no-progress", "--out", str(out / "model"))
     a, b = tmp_path / "first", tmp_path / "second"
     for name in ("search/architecture.json", "search/search_history.jsonl"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
@@ -39,6 +39,6 @@ def test_the_same_commands_twice_give_the_same_results(tmp_path):
                 assert torch.equal(fa.get_tensor(key), fb.get_tensor(key)), (name, key)
     ma, mb = (json.loads((d / "model" / "metrics.json").read_text()) for d in (a, b))
     assert ma["curve"] == mb["curve"] and ma["test_accuracy"] == mb["test_accuracy"]
-    assert ma["threads"] == mb["threads"] >= 1
+    assert ma["threads"] == mb["threads"] == 2
     sa = json.loads((a / "search" / "summary.json").read_text())
     assert sa["threads"] == ma["threads"] and sa["features"]["cached"]
