@@ -20,6 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
 
+from archft.cli import threads_arg  # noqa: E402
 from archft.errors import ArchftError, ConfigError  # noqa: E402
 
 PARAMETERS = ("data", "space", "search_config", "finetune_config", "validation", "vanilla")
@@ -135,14 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true", help="rerun every step")
     parser.add_argument("--results", type=Path,
                         help="where to copy the outputs (default: runs/<config name>)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=threads_arg, default=None,
                         help="CPU threads of torch (default: torch's choice, one per core); "
                              "results are reproducible for a fixed count, which the run "
                              "records")
     args = parser.parse_args(argv)
     if args.threads is not None:
-        if args.threads < 1:
-            parser.error("--threads must be >= 1")
         import torch
 
         torch.set_num_threads(args.threads)

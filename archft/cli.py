@@ -15,6 +15,17 @@ from typing import Sequence
 from archft.errors import ArchftError
 
 
+def threads_arg(text: str) -> int:
+    """argparse type of `--threads` (here and in run.py): torch's CPU thread count, >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a thread count >= 1, got {text!r}")
+    return value
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
@@ -101,7 +112,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="augmented views cached per training image (default 8)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=threads_arg, default=None,
                    help="CPU threads of torch (default: one per core); recorded in the outputs")
 
 
@@ -298,11 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 on success, 1 for a user error, 2 for bad command-line usage.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if getattr(args, "threads", None) is not None:
-        if args.threads < 1:
-            parser.error("--threads must be >= 1")
         import torch
 
         torch.set_num_threads(args.threads)

@@ -46,6 +46,14 @@ def write_imagefolder(root: Path, classes: dict[str, int], seed: int = 0,
     return root
 
 
+def kept_images(dataset, split: str | None = None) -> list[tuple[str, str, bytes]]:
+    """(class name, split, pixels) of a resident dataset's images (of one split if given), sorted:
+    equal for two datasets holding the same images whatever their record and class order (a
+    folder orders its classes by name) and their sha256 (of an array or of a PNG file)."""
+    return sorted((dataset.classes[r.label], r.split, dataset.images[i].numpy().tobytes())
+                  for i, r in enumerate(dataset.records) if split in (None, r.split))
+
+
 @pytest.fixture
 def imagefolder(tmp_path: Path) -> Path:
     return write_imagefolder(tmp_path / "flowers", {"daisy": 12, "rose": 10, "tulip": 11})
