@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export ZENML_ANALYTICS_OPT_IN := false
 
-.PHONY: setup run test clean
+.PHONY: setup run test clean kfp kubeflow-image kubeflow-stack
 
 setup: $(STAMP)
 
@@ -26,6 +26,22 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Kubeflow (README, "Running on Kubeflow"). `make kfp` needs no cluster: the compiled KFP YAML of
+# configs/kubeflow.yaml. The image tag must match settings.docker.parent_image of that config.
+REGISTRY ?= localhost:5000
+IMAGE ?= $(REGISTRY)/archft-step:0.1.0
+kfp: $(STAMP)
+	$(PY) run.py --config configs/kubeflow.yaml --compile-only runs/kubeflow/pipeline.yaml
+
+kubeflow-image:
+	docker build -f k8s/Dockerfile -t $(IMAGE) .
+	docker push $(IMAGE)
+
+# Variables: KUBEFLOW_HOST REGISTRY ARTIFACT_PATH S3_ENDPOINT AWS_ACCESS_KEY_ID
+# AWS_SECRET_ACCESS_KEY NAMESPACE (k8s/stack.sh says what each is).
+kubeflow-stack: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" REGISTRY=$(REGISTRY) k8s/stack.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

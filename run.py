@@ -1,6 +1,7 @@
 """Runs the `architectural_finetuning` pipeline on the active ZenML stack.
 
     python run.py --config configs/default.yaml [--no-cache] [--results DIR]
+    python run.py --config configs/kubeflow.yaml --compile-only pipeline.yaml
 
 The config is a ZenML run configuration (parameters, model, settings); its `parameters` are
 checked here first so that a typo fails in a second with one line naming the file and field.
@@ -128,6 +129,24 @@ class _UserErrorsWithoutTraceback(logging.Filter):
         return True
 
 
+def compile_only(config: Path, out: Path) -> int:
+    """`--compile-only`: the KFP YAML of `config`, compiled in a temporary ZenML store."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="archft-kfp-") as tmp:
+        os.environ["ZENML_CONFIG_PATH"] = tmp  # before zenml is imported (check_config does)
+        try:
+            check_config(config)
+        except ArchftError as e:
+            print(f"run.py: error: {e}", file=sys.stderr)
+            return 1
+        from pipelines.kubeflow import compile_offline
+
+        compile_offline(config, out)
+    print(f"compiled {config} for Kubeflow Pipelines to {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,7 +159,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="CPU threads of torch (default: torch's choice, one per core); "
                              "results are reproducible for a fixed count, which the run "
                              "records")
+    parser.add_argument("--compile-only", type=Path, metavar="FILE",
+                        help="write the Kubeflow Pipelines YAML of this config to FILE and run "
+                             "nothing (offline: a throwaway ZenML store and stack with archft's "
+                             "Kubeflow orchestrator; no cluster, registry or docker)")
     args = parser.parse_args(argv)
+    if args.compile_only:
+        return compile_only(args.config, args.compile_only)
     if args.threads is not None:
         import torch
 

@@ -123,6 +123,11 @@ def _features(args: argparse.Namespace):
     return FeatureCacheConfig(cache=args.feature_cache, **views)
 
 
+# What `archft search` prints last, one `name=value` per line as Katib's StdOut metrics collector
+# reads them (k8s/katib-experiment.yaml): metric name -> field of the search summary.
+SEARCH_METRICS = {"supernet_val_accuracy": "val_accuracy", "search_cost_saved": "cost_saved"}
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     from archft.data import load_dataset
     from archft.earlystop import EarlyStopConfig
@@ -155,6 +160,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
             else f"ran its full budget of {s['budget']} steps")
     print(f"{s['strategy']} search {stop}; architecture {' '.join(s['architecture'])}, "
           f"supernet val accuracy {100 * s['val_accuracy']:.2f}%; outputs in {args.out}")
+    for name, key in SEARCH_METRICS.items():
+        print(f"{name}={s[key]:.6f}")
     return 0
 
 

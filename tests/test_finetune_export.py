@@ -1,6 +1,7 @@
 """Stage 2, ONNX export and comparison on digits with the offline Lite0 weights (CPU)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -148,6 +149,11 @@ def test_cli_end_to_end(tmp_path):
                "--seed", "0", "--out", str(run / "search"))
     assert r.returncode == 0, r.stderr
     assert "random search ran its full budget of 4 steps" in r.stdout
+    # the metric lines a Katib trial reads (k8s/katib-experiment.yaml), in Katib's default format
+    metrics = dict(re.findall(r"^([\w|-]+)\s*=\s*([+-]?\d*(?:\.\d+)?(?:[Ee][+-]?\d+)?)$",
+                              r.stdout, re.M))
+    assert set(metrics) == {"supernet_val_accuracy", "search_cost_saved"}
+    assert 0 <= float(metrics["supernet_val_accuracy"]) <= 1
     for extra, out in (([], "model"), (["--vanilla"], "vanilla")):
         r = archft("finetune", "--architecture", str(run / "search" / "architecture.json"),
                    "--dataset", "digits", "--steps", "10", "--seed", "0", "--out",

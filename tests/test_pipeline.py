@@ -280,11 +280,16 @@ def test_shipped_configs_pass_the_checks(name, tmp_path, monkeypatch):
 
 def test_interrupted_search_resumes_on_the_same_command(runs):
     """Ctrl-C during the search: the step checkpoints and fails; the same command again takes
-    ingest/validate/build_supernet from the cache and continues the search where it stopped."""
+    ingest/validate/build_supernet from the cache and continues the search where it stopped.
+
+    The checkpoint root comes from the run configuration, as configs/kubeflow.yaml sets it to
+    a PVC mount (`steps.search.environment.ARCHFT_WORK`): a pod that restarts finds it there."""
     p, _ = runs
     config = variant(search_config__budget=40, search_config__checkpoint_every=2,
                      search_config__early_stop={"enabled": False})
     config["parameters"]["vanilla"] = False
+    volume = p.tmp / "volume"  # not the fixture's ARCHFT_WORK
+    config["steps"] = {"search": {"environment": {"ARCHFT_WORK": str(volume)}}}
     path = p.tmp / "interrupted.yaml"
     path.write_text(yaml.safe_dump(config))
     command = [sys.executable, "run.py", "--config", str(path), "--results",
@@ -292,7 +297,7 @@ def test_interrupted_search_resumes_on_the_same_command(runs):
     proc = subprocess.Popen(command, cwd=ROOT, env=p.env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
-    while not list((p.tmp / "work").glob("search-*/checkpoint.pt")):
+    while not list(volume.glob("search-*/checkpoint.pt")):
         assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
@@ -300,6 +305,7 @@ def test_interrupted_search_resumes_on_the_same_command(runs):
     assert proc.returncode == 130, err[-2000:]
     assert "search resumes from its checkpoint" in err.strip().splitlines()[-1]
     assert p.statuses()["search"] == "failed"
+    assert not list((p.tmp / "work").glob("search-*/checkpoint.pt"))
 
     proc = subprocess.run(command, cwd=ROOT, env=p.env, capture_output=True, text=True,
                           timeout=900)
@@ -314,6 +320,8 @@ def test_interrupted_search_resumes_on_the_same_command(runs):
     history = [json.loads(r) for r in rows]  # one row per controller update, none repeated
     assert [h["update"] for h in history] == list(range(len(history)))
     assert {h["step"] for h in history} == set(range(1, 41))
+    assert re.search(rf"resuming the search in {re.escape(str(volume))}/search-",
+                     proc.stdout + proc.stderr)
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `.ci/run` installs it
