@@ -11,7 +11,6 @@ When the run finishes, its key outputs are copied to `--results` (default runs/<
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import os
@@ -22,24 +21,20 @@ from pathlib import Path
 os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
 
 from archft.cli import threads_arg  # noqa: E402
-from archft.errors import ArchftError, ConfigError  # noqa: E402
-
-PARAMETERS = ("data", "space", "search_config", "finetune_config", "validation", "vanilla")
+from archft.core import rundirs  # noqa: E402
+from archft.core.errors import ArchftError, ConfigError  # noqa: E402
 
 
 def check_config(path: Path) -> dict:
-    """Loads the run configuration and checks its parameters with archft's own validators.
+    """Loads the run configuration and checks its parameters (`archft.runconfig.RunConfig`)
+    before ZenML starts, so that a typo fails in a second.
 
     Raises:
         ConfigError: naming the file and the problem.
     """
     import yaml
 
-    from archft.data import DataConfig
-    from archft.finetune import FinetuneConfig
-    from archft.search import SearchConfig
-    from archft.space import SearchSpace
-    from steps.validate import validate
+    from archft.runconfig import RunConfig
 
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -49,39 +44,14 @@ def check_config(path: Path) -> dict:
         raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(config, dict) or not isinstance(config.get("parameters"), dict):
         raise ConfigError(f"{path}: expected a mapping with a 'parameters' section")
-    params = config["parameters"]
-    unknown = sorted(set(params) - set(PARAMETERS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown parameter {unknown[0]!r}; expected "
-                          f"{', '.join(PARAMETERS)}")
-    try:
-        for name in ("data", "space", "search_config", "finetune_config"):
-            if not isinstance(params.get(name), dict):
-                raise ConfigError(f"parameters.{name} must be a mapping")
-        data_fields = set(inspect.signature(DataConfig).parameters)
-        bad = sorted(set(params["data"]) - data_fields)
-        if bad:
-            raise ConfigError(f"unknown data option {bad[0]!r}")
-        data = DataConfig(**params["data"])
-        kind, _, where = data.source.partition(":")
-        if kind == "imagefolder" and where and not Path(where).expanduser().is_dir():
-            raise ConfigError(f"image folder not found: {where} (if dvc.yaml produces it, run "
-                              "`dvc repro` first; `make run` does both)")
-        space_fields = set(inspect.signature(SearchSpace.from_base).parameters) - {"num_classes"}
-        bad = sorted(set(params["space"]) - space_fields)
-        if bad:
-            raise ConfigError(f"unknown space option {bad[0]!r}")
-        SearchSpace.from_base(**params["space"])
-        SearchConfig.from_dict(params["search_config"])
-        FinetuneConfig.from_dict(params["finetune_config"])
-        allowed = set(inspect.signature(validate.entrypoint).parameters) - {"dataset", "manifest"}
-        bad = sorted(set(params.get("validation") or {}) - allowed)
-        if bad:
-            raise ConfigError(f"unknown validation option {bad[0]!r}")
-    except ArchftError as e:
-        raise ConfigError(f"{path}: {e}") from None
-    except TypeError as e:  # a field of the wrong kind
-        raise ConfigError(f"{path}: {e}") from None
+    for name in ("data", "space", "search", "finetune"):
+        if not isinstance(config["parameters"].get(name), dict):
+            raise ConfigError(f"{path}: parameters.{name} must be a mapping")
+    run = RunConfig.from_dict(config["parameters"], str(path))
+    kind, _, where = run.data.source.partition(":")
+    if kind == "imagefolder" and where and not Path(where).expanduser().is_dir():
+        raise ConfigError(f"image folder not found: {where} (if dvc.yaml produces it, run "
+                          "`dvc repro` first; `make run` does both)")
     return config
 
 
@@ -101,9 +71,9 @@ def collect(run, results: Path) -> dict:
     evaluation = steps["evaluate"].outputs["evaluation"][0].load()
     promotion = steps["promote"].outputs["promotion"][0].load()
     report = steps["validate"].outputs["validation_report"][0].load()
-    (results / "validation_report.html").write_text(str(report))
-    (results / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
-    (results / "promotion.json").write_text(json.dumps(promotion, indent=2))
+    (results / rundirs.RESULTS.validation_report).write_text(str(report))
+    (results / rundirs.RESULTS.evaluation).write_text(json.dumps(evaluation, indent=2))
+    (results / rundirs.RESULTS.promotion).write_text(json.dumps(promotion, indent=2))
     return {"evaluation": evaluation, "promotion": promotion}
 
 
@@ -204,20 +174,20 @@ def main(argv: list[str] | None = None) -> int:
     e, p = out["evaluation"], out["promotion"]
     cached = sum(s.status == "cached" for s in run.steps.values())
     print(f"\npipeline run {run.name}: {len(run.steps)} steps ({cached} from the cache)")
-    print(f"  architecture   {e['architecture']}  ({e['subnets_in_space']:,} subnets in the "
+    print(f"  architecture   {e['architecture']}  ({e['num_subnets']:,} subnets in the "
           f"{e['scope']} scope of {e['base']})")
     stop = (f"early-stopped at step {e['early_stop_step']}, {100 * e['search_cost_saved']:.1f}% "
             "of the search saved" if e["early_stop_step"] else "ran its full budget")
     print(f"  search         {e['strategy']}, {stop}")
-    torch_acc = ("" if e["torch_test_accuracy"] == e["test_accuracy"] else
-                 f"; torch {100 * e['torch_test_accuracy']:.2f}%")
-    print(f"  two-stage      {100 * e['test_accuracy']:.2f}% test accuracy (onnxruntime, "
-          f"{e['test_images']} images{torch_acc})")
+    onnx_acc = ("" if e["onnx_test_accuracy"] == e["test_accuracy"] else
+                f"; onnxruntime {100 * e['onnx_test_accuracy']:.2f}%")
+    print(f"  two-stage      {100 * e['test_accuracy']:.2f}% test accuracy ({e['test_images']} "
+          f"images{onnx_acc})")
     if "vanilla_test_accuracy" in e:
         print(f"  vanilla        {100 * e['vanilla_test_accuracy']:.2f}% (the unmodified base, "
               f"same scope and budget): gain {100 * e['gain_over_vanilla']:+.2f} points")
     print(f"  ONNX           top-1 agreement with torch {100 * e['onnx_top1_agreement']:.1f}%, "
-          f"batch-1 latency {e['latency_ms_batch1']:.2f} ms")
+          f"batch-1 latency {e['onnxruntime_batch1_ms']:.2f} ms")
     print(f"  model          {p['model']} version {p['version']} -> {p['stage']} ({p['reason']})")
     print(f"  reproducible   {e['threads']} CPU threads, deterministic kernels: the same command "
           "gives the same architecture and accuracy")

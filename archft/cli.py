@@ -1,5 +1,10 @@
 """The `archft` command line.
 
+Every command that runs something takes a run configuration (`--config FILE`, the same YAML
+`run.py` takes) and `--set key=value` overrides for any field of it (`--set search.warmup=0.1`);
+its flags are shorthands for the most used fields and win over the file, `--set` wins over both.
+Defaults come from the configuration classes, never from here.
+
 User errors (`ArchftError`, bad options) print one line, `archft: error: ...`, and exit non-zero
 without a traceback; anything else is a bug and keeps its traceback.
 """
@@ -10,9 +15,34 @@ import argparse
 import json
 import logging
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
-from archft.errors import ArchftError
+from archft.core.errors import ArchftError
+
+# Flag (argparse dest) -> the run-configuration fields it sets. `{run}` is the command's own
+# section (search or finetune) for the flags every training command has.
+DATA_FLAGS = {"dataset": "data.source", "image_size": "data.image_size",
+              "data_seed": "data.seed", "download": "data.download", "flip": "data.flip",
+              "train_per_class": "data.train_per_class"}
+SPACE_FLAGS = {"base": "space.base", "weights": "space.weights", "scope": "space.scope",
+               "kernels": "space.kernels", "expansions": "space.expansions",
+               "remap": "space.remap"}
+RUN_FLAGS = {"seed": "{run}.seed", "device": "{run}.device", "amp": "{run}.amp",
+             "feature_cache": "{run}.features.cache", "feature_views": "{run}.features.views",
+             "progress": "{run}.progress", "batch_size": "{run}.batch_size", "lr": "{run}.lr"}
+SEARCH_FLAGS = {"strategy": "search.strategy", "budget": "search.budget",
+                "controller_lr": "search.controller_lr",
+                "controller_steps": "search.controller_steps", "reward": "search.reward",
+                "warmup": "search.warmup", "sampling": "search.sampling",
+                "bn_recalibration": "search.bn_recalibration",
+                "early_stop": "search.early_stop.enabled", "tau": "search.early_stop.tau",
+                "window": "search.early_stop.window", "eps": "search.early_stop.eps",
+                "checkpoint_every": "search.checkpoint_every"}
+FINETUNE_FLAGS = {"steps": "finetune.steps", "init": "finetune.init",
+                  "vanilla": "finetune.vanilla", "eval_every": "finetune.eval_every"}
+# What `archft search` prints last, one `name=value` per line as Katib's StdOut metrics collector
+# reads them (k8s/katib-experiment.yaml): fields of the search summary, by their one name.
+SEARCH_METRICS = ("supernet_val_accuracy", "search_cost_saved")
 
 
 def threads_arg(text: str) -> int:
@@ -34,11 +64,43 @@ def _ints(text: str) -> tuple[int, ...]:
             f"expected comma-separated integers, got {text!r}") from None
 
 
-def _cmd_space(args: argparse.Namespace) -> int:
-    from archft.space import SearchSpace
+def _default(field: str) -> Any:
+    """The default of a dotted run-configuration field (for help texts)."""
+    from archft.runconfig import RunConfig
 
-    space = SearchSpace.from_base(args.base, args.scope, args.kernels, args.expansions,
-                                  weights=args.weights, num_classes=args.num_classes)
+    node: Any = RunConfig()
+    for part in field.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def run_config(args: argparse.Namespace, flags: dict[str, str], run: str = "search"):
+    """The command's run configuration: `--config` (or the defaults), then the flags given,
+    then `--set`."""
+    from archft.runconfig import RunConfig, load_run_config
+
+    config = load_run_config(args.config) if args.config else RunConfig()
+    plain = config.to_dict()
+    for dest, field in flags.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        *parents, leaf = field.format(run=run).split(".")
+        node = plain
+        for part in parents:
+            node = node[part]
+        node[leaf] = list(value) if isinstance(value, tuple) else value
+    config = RunConfig.from_dict(plain)
+    return config.with_overrides(args.set) if args.set else config
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def _cmd_space(args: argparse.Namespace) -> int:
+    config = run_config(args, {**SPACE_FLAGS})
+    space = config.space.build(args.num_classes)
     summary = space.summary()
     if args.image_size:
         summary["inert_kernel_decisions"] = space.inert_kernels(args.image_size)
@@ -59,10 +121,10 @@ def _cmd_space(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
+    from archft.core.io import atomic_write_json
     from archft.data import SPLITS, load_dataset
-    from archft.io import atomic_write_json
 
-    ds = load_dataset(_data_config(args))
+    ds = load_dataset(run_config(args, DATA_FLAGS).data)
     counts = ds.counts()
     summary = {"dataset": ds.name, "classes": ds.classes, "fingerprint": ds.fingerprint(),
                "images": {s: sum(counts[s].values()) for s in SPLITS}, "per_class": counts,
@@ -70,7 +132,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     if args.manifest:
         atomic_write_json(args.manifest, {"summary": summary, "records": ds.manifest()})
     if args.materialize:
-        from archft.manifest import materialize
+        from archft.data.survey import materialize
 
         materialize(ds, args.materialize)
     if args.json:
@@ -82,108 +144,44 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_config(args: argparse.Namespace):
-    from archft.data import DataConfig
-
-    return DataConfig(args.dataset, args.image_size, args.data_seed, download=args.download,
-                      flip=args.flip, train_per_class=args.train_per_class)
-
-
-def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="digits",
-                   help="digits, photos, textures, cifar10:ROOT or imagefolder:PATH")
-    p.add_argument("--image-size", type=int, default=32, help="model input side (default 32)")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the train/val/test split")
-    p.add_argument("--download", action="store_true", help="download CIFAR-10 if missing")
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="random horizontal flips in training (default: off for digits, else on)")
-    p.add_argument("--train-per-class", type=int, default=None,
-                   help="few-shot: keep at most this many training images per class")
-
-
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
-    p.add_argument("--feature-cache", action=argparse.BooleanOptionalAction, default=True,
-                   help="train the scope on cached frozen-prefix features when they fit "
-                        "(default: on)")
-    p.add_argument("--feature-views", type=int, default=None,
-                   help="augmented views cached per training image (default 8)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: on a terminal)")
-    p.add_argument("--threads", type=threads_arg, default=None,
-                   help="CPU threads of torch (default: one per core); recorded in the outputs")
-
-
-def _features(args: argparse.Namespace):
-    from archft.features import FeatureCacheConfig
-
-    views = {"views": args.feature_views} if args.feature_views is not None else {}
-    return FeatureCacheConfig(cache=args.feature_cache, **views)
-
-
-# What `archft search` prints last, one `name=value` per line as Katib's StdOut metrics collector
-# reads them (k8s/katib-experiment.yaml): metric name -> field of the search summary.
-SEARCH_METRICS = {"supernet_val_accuracy": "val_accuracy", "search_cost_saved": "cost_saved"}
-
-
 def _cmd_search(args: argparse.Namespace) -> int:
     from archft.data import load_dataset
-    from archft.earlystop import EarlyStopConfig
-    from archft.search import SearchConfig, run_search
-    from archft.space import SearchSpace
+    from archft.search import run_search
 
-    early = EarlyStopConfig(enabled=not args.no_early_stop, tau=args.tau, window=args.window,
-                            eps=args.eps)
-    optional = {k: getattr(args, k) for k in ("reward", "warmup", "sampling", "bn_recalibration")
-                if getattr(args, k) is not None}
-    config = SearchConfig(strategy=args.strategy, budget=args.budget, batch_size=args.batch_size,
-                          lr=args.lr, controller_lr=args.controller_lr,
-                          controller_steps=args.controller_steps, early_stop=early,
-                          features=_features(args), checkpoint_every=args.checkpoint_every,
-                          seed=args.seed, device=args.device, amp=not args.no_amp,
-                          progress=args.progress, **optional)
-    data = _data_config(args)
-    dataset = load_dataset(data)
-    space = SearchSpace.from_base(args.base, args.scope, args.kernels, args.expansions,
-                                  weights=args.weights, num_classes=len(dataset.classes),
-                                  remap=args.remap)
+    config = run_config(args, {**DATA_FLAGS, **SPACE_FLAGS, **RUN_FLAGS, **SEARCH_FLAGS})
+    dataset = load_dataset(config.data)
+    space = config.space.build(len(dataset.classes))
     try:
-        s = run_search(space, dataset, data, config, args.out, resume=args.resume)
+        s = run_search(space, dataset, config.data, config.search, args.out, resume=args.resume)
     except KeyboardInterrupt:
         print(f"archft: interrupted; continue with the same command and --resume "
               f"(checkpoint in {args.out})", file=sys.stderr)
         return 130
-    stop = (f"early-stopped at step {s['stop_step']} of {s['budget']} "
-            f"({100 * s['cost_saved']:.1f}% of the search saved)" if s["stopped_early"]
-            else f"ran its full budget of {s['budget']} steps")
+    stop = (f"early-stopped at step {s['early_stop_step']} of {s['search_budget']} "
+            f"({100 * s['search_cost_saved']:.1f}% of the search saved)" if s["stopped_early"]
+            else f"ran its full budget of {s['search_budget']} steps")
     print(f"{s['strategy']} search {stop}; architecture {' '.join(s['architecture'])}, "
-          f"supernet val accuracy {100 * s['val_accuracy']:.2f}%; outputs in {args.out}")
-    for name, key in SEARCH_METRICS.items():
-        print(f"{name}={s[key]:.6f}")
+          f"supernet val accuracy {100 * s['supernet_val_accuracy']:.2f}%; outputs in {args.out}")
+    for name in SEARCH_METRICS:
+        print(f"{name}={s[name]:.6f}")
     return 0
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from archft.architecture import Architecture
     from archft.data import load_dataset
-    from archft.finetune import FinetuneConfig, run_finetune
+    from archft.finetune import run_finetune
+    from archft.space import Architecture
 
-    data = _data_config(args)
-    dataset = load_dataset(data)
+    config = run_config(args, {**DATA_FLAGS, **RUN_FLAGS, **FINETUNE_FLAGS}, run="finetune")
+    dataset = load_dataset(config.data)
     arch = Architecture.load(args.architecture)
-    config = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                            init=args.init, vanilla=args.vanilla, eval_every=args.eval_every,
-                            features=_features(args), seed=args.seed, device=args.device,
-                            amp=not args.no_amp, progress=args.progress)
-    m = run_finetune(arch, dataset, data, config, args.out,
+    m = run_finetune(arch, dataset, config.data, config.finetune, args.out,
                      search_dir=Path(args.architecture).parent)
     print(f"{m['kind']} fine-tuning of {' '.join(m['architecture'])}: val "
           f"{100 * m['val_accuracy']:.2f}%, test {100 * m['test_accuracy']:.2f}% after "
-          f"{m['steps']} steps; model in {args.out}")
+          f"{m['finetune_steps']} steps; model in {args.out}")
     return 0
 
 
@@ -191,25 +189,118 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from archft.data import load_dataset
     from archft.export import run_export
 
-    data = _data_config(args)
+    data = run_config(args, DATA_FLAGS).data
     r = run_export(args.model, load_dataset(data), data, args.out)
     lat = r["latency"]
-    print(f"model.onnx: test accuracy {100 * r['onnx_accuracy']:.2f}% (torch "
-          f"{100 * r['torch_accuracy']:.2f}%), top-1 agreement {100 * r['top1_agreement']:.2f}%, "
-          f"max logit difference {r['max_logit_difference']:.2e}; batch 1: onnxruntime "
+    print(f"model.onnx: test accuracy {100 * r['onnx_test_accuracy']:.2f}% (torch "
+          f"{100 * r['test_accuracy']:.2f}%), top-1 agreement "
+          f"{100 * r['onnx_top1_agreement']:.2f}%, max logit difference "
+          f"{r['onnx_max_logit_difference']:.2e}; batch 1: onnxruntime "
           f"{lat['onnxruntime_batch1_ms']:.2f} ms vs torch {lat['torch_batch1_ms']:.2f} ms; "
           f"outputs in {args.out}")
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from archft.compare import compare, render, write
+    from archft.export import compare, render, write
 
     result = compare(args.model_a, args.model_b, args.target,
                      "val_accuracy" if args.val else "test_accuracy")
     print(render(result), end="")
     write(result, args.out)
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The parser
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE",
+                   help="run configuration (YAML, as run.py takes: its `parameters`)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override any field, e.g. search.budget=50 data.flip=false")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    d = _default
+    p.add_argument("--dataset", help="digits, photos, textures, cifar10:ROOT or imagefolder:PATH "
+                   f"(default {d('data.source')})")
+    p.add_argument("--image-size", type=int, help=f"model input side (default "
+                   f"{d('data.image_size')})")
+    p.add_argument("--data-seed", type=int, help="seed of the train/val/test split")
+    p.add_argument("--download", action="store_const", const=True,
+                   help="download CIFAR-10 if missing")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction,
+                   help="random horizontal flips in training (default: off for digits, else on)")
+    p.add_argument("--train-per-class", type=int,
+                   help="few-shot: keep at most this many training images per class")
+
+
+def _add_space_args(p: argparse.ArgumentParser) -> None:
+    d = _default
+    p.add_argument("--base", help=f"resnet18, resnet50, mobilenet_v2, efficientnet_lite0 "
+                   f"(default {d('space.base')})")
+    p.add_argument("--weights", help="imagenet, none or a state-dict path")
+    p.add_argument("--scope", help=f"small, medium, large or full (default {d('space.scope')})")
+    p.add_argument("--kernels", type=_ints, help="candidate kernels, e.g. 3,5")
+    p.add_argument("--expansions", type=_ints, help="MBConv candidate expansions, e.g. 3,6")
+    p.add_argument("--remap", help="center (function-preserving) or random")
+
+
+def _add_run_args(p: argparse.ArgumentParser, run: str) -> None:
+    d = _default
+    p.add_argument("--seed", type=int, help="seeds batches, augmentation and sampling")
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--no-amp", dest="amp", action="store_const", const=False,
+                   help="no bf16 autocast on CUDA")
+    p.add_argument("--feature-cache", action=argparse.BooleanOptionalAction,
+                   help="train the scope on cached frozen-prefix features when they fit")
+    p.add_argument("--feature-views", type=int, help=f"augmented views cached per training "
+                   f"image (default {d(f'{run}.features.views')})")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                   help="progress bar (default: on a terminal)")
+    p.add_argument("--batch-size", type=int, help=f"default {d(f'{run}.batch_size')}")
+    p.add_argument("--lr", type=float, help=f"SGD learning rate (default {d(f'{run}.lr')})")
+    p.add_argument("--threads", type=threads_arg,
+                   help="CPU threads of torch (default: one per core); recorded in the outputs")
+
+
+def _add_search_args(p: argparse.ArgumentParser) -> None:
+    d = _default
+    p.add_argument("--strategy", help=f"reinforce, random or darts (default "
+                   f"{d('search.strategy')})")
+    p.add_argument("--budget", type=int, help=f"supernet training steps (default "
+                   f"{d('search.budget')})")
+    p.add_argument("--controller-lr", type=float, help="controller Adam learning rate")
+    p.add_argument("--controller-steps", type=int, help="controller updates per supernet step")
+    p.add_argument("--reward", help="accuracy, neg_loss or margin on validation images")
+    p.add_argument("--warmup", type=float, help="fraction of the budget trained with fair "
+                   "sampling before the controller learns")
+    p.add_argument("--sampling", help="controller (ENAS) or fair: how supernet steps pick "
+                   "their subnet")
+    p.add_argument("--bn-recalibration", type=int, help="training batches that recompute a "
+                   "subnet's BN statistics before its reward (0: off)")
+    p.add_argument("--no-early-stop", dest="early_stop", action="store_const", const=False,
+                   help="always run the full budget")
+    p.add_argument("--tau", type=float, help="early stop: settled probability")
+    p.add_argument("--window", type=int, help="early stop: window in updates")
+    p.add_argument("--eps", type=float, help="early stop: reward plateau")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the search in --out (start it if there is none)")
+    p.add_argument("--out", required=True, help="output directory")
+
+
+def _add_finetune_args(p: argparse.ArgumentParser) -> None:
+    d = _default
+    p.add_argument("--architecture", required=True, help="architecture.json of a search")
+    p.add_argument("--steps", type=int, help=f"training steps (default {d('finetune.steps')})")
+    p.add_argument("--init", help="pretrained (default) or supernet")
+    p.add_argument("--vanilla", action="store_const", const=True,
+                   help="fine-tune the unmodified base with the same scope (the baseline)")
+    p.add_argument("--eval-every", type=int, help="steps between points of the curves")
+    p.add_argument("--out", required=True, help="model directory")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,18 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("space", help="summarise a search space")
-    p.add_argument("--base", required=True, help="resnet18, resnet50, mobilenet_v2, "
-                   "efficientnet_lite0")
-    p.add_argument("--scope", default="small", help="small, medium, large or full")
-    p.add_argument("--kernels", type=_ints, default=None, help="candidate kernels, e.g. 3,5")
-    p.add_argument("--expansions", type=_ints, default=None,
-                   help="MBConv candidate expansions, e.g. 3,6")
-    p.add_argument("--weights", default="imagenet", help="imagenet, none or a state-dict path")
+    _add_space_args(p)
     p.add_argument("--num-classes", type=int, default=10)
-    p.add_argument("--image-size", type=int, default=None,
+    p.add_argument("--image-size", type=int,
                    help="also report decisions whose kernels are equivalent at this input size")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_cmd_space)
+    _add_config_args(p)
+    p.set_defaults(func=_cmd_space, usage_error=p.error)
 
     p = sub.add_parser("data", help="load, split and summarise a dataset")
     _add_data_args(p)
@@ -239,62 +325,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--materialize", metavar="DIR",
                    help="write the images as DIR/<split>/<class>/<n>.png (an image folder)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_config_args(p)
     p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser("search", help="stage 1: search an architecture in a scoped space")
-    p.add_argument("--base", default="efficientnet_lite0")
-    p.add_argument("--weights", default="imagenet", help="imagenet, none or a state-dict path")
-    p.add_argument("--scope", default="small", help="small, medium, large or full")
-    p.add_argument("--kernels", type=_ints, default=None, help="candidate kernels, e.g. 3,5")
-    p.add_argument("--expansions", type=_ints, default=None, help="MBConv expansions, e.g. 3,6")
-    p.add_argument("--remap", default="center", help="center (default) or random")
-    p.add_argument("--strategy", default="reinforce", help="reinforce, random or darts")
-    p.add_argument("--budget", type=int, default=200, help="supernet training steps")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.05, help="supernet SGD learning rate")
-    p.add_argument("--controller-lr", type=float, default=3.5e-4)
-    p.add_argument("--controller-steps", type=int, default=5,
-                   help="controller updates per supernet step")
-    p.add_argument("--reward", default=None,
-                   help="accuracy, neg_loss or margin on validation images (see README)")
-    p.add_argument("--warmup", type=float, default=None,
-                   help="fraction of the budget trained with fair sampling before the "
-                        "controller learns")
-    p.add_argument("--sampling", default=None,
-                   help="controller (ENAS) or fair: how supernet steps pick their subnet")
-    p.add_argument("--bn-recalibration", type=int, default=None,
-                   help="training batches that recompute a subnet's BN statistics before its "
-                        "reward (0: off)")
-    p.add_argument("--no-early-stop", action="store_true", help="always run the full budget")
-    p.add_argument("--tau", type=float, default=0.9, help="early stop: settled probability")
-    p.add_argument("--window", type=int, default=50, help="early stop: window in updates")
-    p.add_argument("--eps", type=float, default=0.005, help="early stop: reward plateau")
-    p.add_argument("--checkpoint-every", type=int, default=50)
-    p.add_argument("--resume", action="store_true",
-                   help="continue the search in --out (start it if there is none)")
-    p.add_argument("--out", required=True, help="output directory")
+    _add_space_args(p)
+    _add_search_args(p)
     _add_data_args(p)
-    _add_run_args(p)
+    _add_run_args(p, "search")
+    _add_config_args(p)
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("finetune", help="stage 2: fine-tune an architecture (or the vanilla base)")
-    p.add_argument("--architecture", required=True, help="architecture.json of a search")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--init", default="pretrained", help="pretrained (default) or supernet")
-    p.add_argument("--vanilla", action="store_true",
-                   help="fine-tune the unmodified base with the same scope (the baseline)")
-    p.add_argument("--eval-every", type=int, default=25)
-    p.add_argument("--out", required=True, help="model directory")
+    _add_finetune_args(p)
     _add_data_args(p)
-    _add_run_args(p)
+    _add_run_args(p, "finetune")
+    _add_config_args(p)
     p.set_defaults(func=_cmd_finetune)
 
     p = sub.add_parser("export", help="export a model to ONNX and evaluate it in onnxruntime")
     p.add_argument("--model", required=True, help="model directory")
     p.add_argument("--out", required=True, help="output directory")
     _add_data_args(p)
+    _add_config_args(p)
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("compare", help="compare two fine-tuned models")
@@ -308,15 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `archft` console script.
 
     Returns:
         The exit status: 0 on success, 1 for a user error, 2 for bad command-line usage.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "space" and args.base is None and args.config is None:
+        args.usage_error("the following arguments are required: --base (or --config)")
     if getattr(args, "threads", None) is not None:
         import torch
 

@@ -18,12 +18,18 @@ import time
 
 import torch
 
+from archft.core.rng import generator
 from archft.data import DataConfig, load_dataset
-from archft.device import resolve_device, to_device
-from archft.features import FeatureCacheConfig, train_batches
-from archft.rng import generator
+from archft.engine import (
+    FeatureCacheConfig,
+    resolve_device,
+    to_device,
+    train_batches,
+    train_step,
+    transforms,
+)
+from archft.nas import build_subnet, build_supernet
 from archft.space import SearchSpace
-from archft.train import train_step, transforms
 
 
 def main() -> None:
@@ -43,8 +49,8 @@ def main() -> None:
     space = SearchSpace.from_base(args.base, args.scope, weights="imagenet",
                                   num_classes=len(dataset.classes))
     train_tf, _ = transforms(space.spec.preprocessing, data, dataset, device)
-    supernet = to_device(space.build_supernet(), device)
-    subnet = to_device(space.build_subnet(space.base_architecture), device)
+    supernet = to_device(build_supernet(space), device)
+    subnet = to_device(build_subnet(space, space.base_architecture), device)
     nets = {"search": supernet, "finetune": subnet}
     cache = FeatureCacheConfig(views=args.views)
     batches, build = {}, {}

@@ -28,13 +28,12 @@ import statistics
 from pathlib import Path
 
 import torch
-import yaml
 
-from archft.architecture import Architecture
 from archft.data import DataConfig, load_dataset
 from archft.finetune import FinetuneConfig, run_finetune
+from archft.runconfig import RunConfig
 from archft.search import SearchConfig, run_search
-from archft.space import SearchSpace
+from archft.space import Architecture, SearchSpace
 
 
 def _stats(xs: list[float]) -> dict | None:
@@ -45,32 +44,17 @@ def _stats(xs: list[float]) -> dict | None:
             "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
-def _overrides(pairs: list[str]) -> dict:
-    """key=value pairs (YAML values; dots for nested fields) as a nested dict."""
-    out: dict = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    return out
-
-
-def search_config(strategy: str, seed: int, budget: int, overrides: dict) -> SearchConfig:
+def search_config(strategy: str, seed: int, budget: int, overrides: list[str]) -> SearchConfig:
+    """The benchmark's search config: the defaults, the strategy, seed and budget, then
+    `--set` pairs (search fields, dotted for nested ones); REINFORCE's early stop in dry-run
+    mode."""
     base = SearchConfig(strategy=strategy, budget=budget, seed=seed, progress=False)
     if strategy == "random":  # its per-step rewards are only logged
         base = dataclasses.replace(base, controller_steps=1)
-    plain = base.to_dict()
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            plain[key] = {**plain[key], **value}
-        else:
-            plain[key] = value
+    pairs = [f"search.{p}" for p in overrides]
     if strategy == "reinforce":  # one run gives the early-stopped and the full-budget choice
-        plain["early_stop"] = {**plain["early_stop"], "dry_run": True}
-    return SearchConfig.from_dict(plain)
+        pairs.append("search.early_stop.dry_run=true")
+    return RunConfig(search=base).with_overrides(pairs).search
 
 
 def _indices(space: SearchSpace, names: list[str]) -> list[int]:
@@ -107,10 +91,10 @@ class Bench:
                          self.out / task / f"seed{seed}" / run / "model")
         self.add({"task": task, "seed": seed, "run": run, "architecture": m["architecture"],
                   "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
-                  "finetune_seconds": m["wall_seconds"], **extra})
+                  "finetune_seconds": m["finetune_seconds"], **extra})
 
 
-def run_task(bench: Bench, task: str, seeds: list[int], overrides: dict) -> None:
+def run_task(bench: Bench, task: str, seeds: list[int], overrides: list[str]) -> None:
     args = bench.args
     data = DataConfig(task, args.image_size, train_per_class=args.train_per_class)
     dataset = load_dataset(data)
@@ -125,8 +109,9 @@ def run_task(bench: Bench, task: str, seeds: list[int], overrides: dict) -> None
             config = search_config(strategy, seed, args.budget, overrides)
             s = run_search(space, dataset, data, config, sdir, resume=True)
             final = _indices(space, s["architecture"])
-            info = {"search_steps": s["steps"], "search_seconds": s["wall_seconds"],
-                    "stop_step": s["stop_step"], "early_stop_saving": s["early_stop_saving"],
+            info = {"search_steps": s["search_steps"], "search_seconds": s["search_seconds"],
+                    "early_stop_step": s["early_stop_step"],
+                    "early_stop_saving": s["early_stop_saving"],
                     "full_budget_architecture": s["architecture"],
                     "config": {k: v for k, v in config.to_dict().items() if k != "progress"}}
             if strategy == "reinforce" and s["greedy_at_stop"] is not None:
@@ -158,7 +143,7 @@ def summarise(rows: list[dict], tasks: list[str]) -> dict:
                                               for r in rs if r["seed"] in vanilla]),
                  "architectures": [r["architecture"] for r in rs]}
             if run == "reinforce":
-                e["stop_steps"] = [r["stop_step"] for r in rs]
+                e["stop_steps"] = [r["early_stop_step"] for r in rs]
                 e["early_stop_saving"] = _stats([r["early_stop_saving"] for r in rs])
                 e["same_as_full_budget"] = [r["same_as_full_budget"] for r in rs]
             entry[run] = e
@@ -206,7 +191,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/bench-quality")
     args = p.parse_args()
     bench = Bench(Path(args.out), args)
-    overrides = _overrides(args.set)
+    overrides = args.set
     for task in args.tasks:
         run_task(bench, task, args.seeds, overrides)
     summary = summarise(bench.rows, args.tasks)

@@ -21,16 +21,22 @@ import torch
 from safetensors.torch import load_file
 from scipy.stats import kendalltau, spearmanr
 
-from archft.architecture import Architecture
+from archft.core.rng import generator
 from archft.data import DataConfig, load_dataset
-from archft.device import resolve_device, to_device
-from archft.earlystop import EarlyStopConfig
-from archft.features import train_batches
+from archft.engine import (
+    SCORES,
+    ScopedEvaluator,
+    recalibrated_bn,
+    resolve_device,
+    to_device,
+    train_batches,
+    transforms,
+)
 from archft.finetune import FinetuneConfig, run_finetune
-from archft.rng import generator
+from archft.nas import build_supernet
 from archft.search import SearchConfig, run_search
-from archft.space import SearchSpace
-from archft.train import SCORES, ScopedEvaluator, recalibrated_bn, transforms
+from archft.search.earlystop import EarlyStopConfig
+from archft.space import Architecture, SearchSpace
 
 RECALIBRATION_BATCHES = 4
 
@@ -49,7 +55,7 @@ def sample_architectures(space: SearchSpace, n: int, seed: int) -> list[list[int
 def supernet_rewards(space, dataset, data, search_dir: Path, archs, seed: int) -> list[dict]:
     """Every reward of every architecture on the searched supernet (whole validation split)."""
     device = resolve_device("auto")
-    supernet = space.build_supernet()
+    supernet = build_supernet(space)
     supernet.load_state_dict(load_file(str(search_dir / "supernet.safetensors")))
     supernet = to_device(supernet, device)
     train_tf, eval_tf = transforms(space.spec.preprocessing, data, dataset, device)

@@ -16,7 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from archft.device import autocast, resolve_device, to_device
+from archft.engine import autocast, resolve_device, to_device
+from archft.nas import build_supernet
 from archft.space import SearchSpace
 
 
@@ -64,7 +65,7 @@ def main() -> None:
     device = resolve_device(args.device)
     torch.manual_seed(0)
     space = SearchSpace.from_base(args.base, args.scope, weights=args.weights, num_classes=10)
-    supernet = to_device(space.build_supernet(), device)
+    supernet = to_device(build_supernet(space), device)
     arch = [len(d.candidates) - 1 for d in space.decisions]  # largest kernels
     supernet.set_architecture(arch)
     subnet = to_device(supernet.materialize(arch), device)

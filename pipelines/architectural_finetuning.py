@@ -5,14 +5,15 @@ from __future__ import annotations
 from zenml import Model, pipeline
 from zenml.config.cache_policy import CachePolicy
 
+from archft.runconfig import RunConfig
 from steps.build_supernet import build_supernet
 from steps.caching import code_version
 from steps.evaluate import evaluate
 from steps.export_onnx import export_onnx
-from steps.finetune import finetune
+from steps.finetune import finetune as finetune_step
 from steps.ingest import data_version, ingest
 from steps.promote import promote
-from steps.search import search
+from steps.search import search as search_step
 from steps.validate import validate
 from steps.vanilla_baseline import vanilla_baseline
 
@@ -25,28 +26,26 @@ CACHE_POLICY = CachePolicy(cache_func=code_version)
 
 
 @pipeline(name="architectural_finetuning", model=MODEL, cache_policy=CACHE_POLICY)
-def architectural_finetuning(data: dict, space: dict, search_config: dict, finetune_config: dict,
+def architectural_finetuning(data: dict, space: dict, search: dict, finetune: dict,
                              validation: dict | None = None, vanilla: bool = True) -> None:
     """ingest -> validate -> build_supernet -> search -> finetune -> export_onnx -> evaluate ->
     promote, with the vanilla baseline beside search and finetune.
 
-    Args:
-        data: `archft.data.DataConfig` fields (source, image_size, seed, flip, ...).
-        space: `base`, `weights`, `scope` (+ `kernels`, `expansions`, `remap`).
-        search_config: `archft.search.SearchConfig` fields.
-        finetune_config: `archft.finetune.FinetuneConfig` fields.
-        validation: arguments of the `validate` step.
-        vanilla: also fine-tune the unmodified base (the baseline).
+    The arguments are the sections of an `archft.runconfig.RunConfig` (a run configuration's
+    `parameters`), checked here as a whole; each step gets its section in full.
     """
-    version = data_version(data)
+    config = RunConfig.from_dict({"data": data, "space": space, "search": search,
+                                  "finetune": finetune, "validation": validation or {},
+                                  "vanilla": vanilla}).to_dict()
+    version = data_version(config["data"])
     ingest_step = ingest if version is not None else ingest.with_options(enable_cache=False)
-    dataset, manifest = ingest_step(data=data, version=version)
-    checked, _ = validate(dataset=dataset, manifest=manifest, **(validation or {}))
-    supernet_init = build_supernet(dataset=dataset, validation=checked, space=space)
-    result = search(supernet_init=supernet_init, dataset=dataset, search=search_config)
-    model = finetune(search_result=result, dataset=dataset, finetune=finetune_config)
+    dataset, manifest = ingest_step(data=config["data"], version=version)
+    checked, _ = validate(dataset=dataset, manifest=manifest, **config["validation"])
+    supernet_init = build_supernet(dataset=dataset, space=config["space"], after=checked)
+    result = search_step(supernet_init=supernet_init, dataset=dataset, search=config["search"])
+    model = finetune_step(search_result=result, dataset=dataset, finetune=config["finetune"])
     baseline = (vanilla_baseline(supernet_init=supernet_init, dataset=dataset,
-                                 finetune=finetune_config) if vanilla else None)
+                                 finetune=config["finetune"]) if config["vanilla"] else None)
     onnx_model = export_onnx(model=model, dataset=dataset)
     evaluation = evaluate(onnx_model=onnx_model, model=model, search_result=result,
                           dataset=dataset, vanilla_model=baseline)

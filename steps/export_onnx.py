@@ -6,13 +6,15 @@ from typing import Annotated
 
 from zenml import log_metadata, step
 
+from archft.core import rundirs
+from archft.core.io import atomic_write_json
+from archft.data import Dataset
 from archft.export import OPSET, export_model
-from archft.io import atomic_write_json
 from steps.artifacts import ModelDir, OnnxModel, fresh_workdir
 
 
 @step
-def export_onnx(model: ModelDir, dataset: dict) -> Annotated[OnnxModel, "onnx_model"]:
+def export_onnx(model: ModelDir, dataset: Dataset) -> Annotated[OnnxModel, "onnx_model"]:
     """Exports with a dynamic batch axis; preprocessing (size, mean, std), class names and the
     architecture travel in the file's metadata_props.
 
@@ -21,10 +23,10 @@ def export_onnx(model: ModelDir, dataset: dict) -> Annotated[OnnxModel, "onnx_mo
         dataset: from `ingest` (image size, class names).
     """
     out = fresh_workdir("onnx")
-    size = dataset["config"]["image_size"]
-    path = export_model(model.path, out, size, dataset["classes"])
+    size = dataset.config.image_size
+    path = export_model(model.path, out, size, dataset.classes)
     info = {"opset": OPSET, "bytes": path.stat().st_size, "input_size": size,
-            "classes": dataset["classes"]}
-    atomic_write_json(out / "export.json", info)
+            "classes": dataset.classes}
+    atomic_write_json(out / rundirs.ONNX.export, info)
     log_metadata({"onnx_bytes": info["bytes"], "opset": OPSET})
     return OnnxModel(out)

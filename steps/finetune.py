@@ -6,14 +6,15 @@ from typing import Annotated
 
 from zenml import log_metadata, step
 
-from archft.architecture import Architecture
+from archft.core import rundirs
+from archft.data import Dataset
 from archft.finetune import FinetuneConfig, run_finetune
-from steps.artifacts import ModelDir, SearchResult, fresh_workdir
-from steps.ingest import load_ingested
+from archft.space import Architecture
+from steps.artifacts import ModelDir, SearchResult, counting_decodes, fresh_workdir
 
 
 @step
-def finetune(search_result: SearchResult, dataset: dict, finetune: dict
+def finetune(search_result: SearchResult, dataset: Dataset, finetune: dict
              ) -> Annotated[ModelDir, "model"]:
     """Materialises the winning architecture (remapped pretrained weights, or the searched
     supernet weights with `init: supernet`) and fine-tunes it; all else stays frozen.
@@ -24,10 +25,11 @@ def finetune(search_result: SearchResult, dataset: dict, finetune: dict
         finetune: `archft.finetune.FinetuneConfig` fields (steps, lr, init, ...).
     """
     config = FinetuneConfig.from_dict({**finetune, "vanilla": False})
-    data, data_config = load_ingested(dataset)
-    arch = Architecture.load(search_result.path / "architecture.json")
+    arch = Architecture.load(search_result.path / rundirs.SEARCH.architecture)
     out = fresh_workdir("model")
-    m = run_finetune(arch, data, data_config, config, out, search_dir=search_result.path)
-    log_metadata({"val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
-                  "architecture": " ".join(m["architecture"]), "steps": m["steps"]})
+    with counting_decodes():
+        m = run_finetune(arch, dataset, dataset.config, config, out,
+                         search_dir=search_result.path)
+    log_metadata({k: m[k] for k in rundirs.MODEL_METRICS} | {
+        "architecture": " ".join(m["architecture"])})
     return ModelDir(out)

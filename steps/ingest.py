@@ -1,24 +1,25 @@
-"""Step `ingest`: resolve the dataset, survey every file into the manifest, record its versions."""
+"""Step `ingest`: read the dataset once (every file hashed and decoded once), list every file in
+the manifest, record its versions."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 from zenml import log_metadata, step
 
-from archft.data import DataConfig
-from archft.manifest import COLUMNS, source_version, survey
+from archft.data import DataConfig, Dataset
+from archft.data.survey import COLUMNS, source_version, survey
+from steps.artifacts import counting_decodes
 
 
 def data_version(data: dict) -> str | None:
     """The cache key of `ingest` (see `archft.manifest.source_version`), or None when the
     source is not on this machine (a remote orchestrator): ingest then always runs."""
     try:
-        return source_version(DataConfig(**data))
+        return source_version(DataConfig.from_dict(data))
     except Exception:  # noqa: BLE001 - whatever is wrong, ingest itself reports it
         return None
 
@@ -48,41 +49,31 @@ def dvc_version(root: str) -> dict:
 
 @step
 def ingest(data: dict, version: str | None = None) -> tuple[
-        Annotated[dict, "dataset"], Annotated[pd.DataFrame, "manifest"]]:
-    """Surveys the source named by `data` (an `archft.data.DataConfig` as a dict).
+        Annotated[Dataset, "dataset"], Annotated[pd.DataFrame, "manifest"]]:
+    """Reads the source named by `data` (`archft.data.DataConfig` fields), every file once.
 
     Args:
         data: the data configuration.
-        version: the source's `data_version` (only there to key the cache).
+        version: the source's `data_version` (keys the cache; kept in the dataset's
+            provenance, so a streamed folder that changes later is noticed).
 
     Returns:
-        The dataset description (config, classes, counts, fingerprint, DVC hash) and the
-        manifest: one row per file with path, label, class, split, sha256, size, channels and
-        whether it decodes.
+        The dataset (records, class names, the pixels of a resident set; provenance: DVC hash
+        and source version), the typed artifact every later step reads; and the manifest: one
+        row per file with path, label, class, split, sha256, size, channels and whether it
+        decodes (unreadable files too, for `validate` to name).
     """
-    config = DataConfig(**data)
-    s = survey(config)
-    info = {"source": s.source, "root": s.root, "config": asdict(config), "classes": s.classes,
-            "images": len(s.rows), "unreadable": sum(not r["readable"] for r in s.rows),
-            "counts": s.counts(), "fingerprint": s.fingerprint(), **dvc_version(s.root)}
-    if s.root and not Path(s.root).is_absolute():
-        info["root"] = str(Path(s.root).resolve())
-    log_metadata({k: v for k, v in info.items() if k not in ("config", "counts")})
-    return info, pd.DataFrame(s.rows, columns=list(COLUMNS))
-
-
-def load_ingested(info: dict):
-    """(Dataset, DataConfig) of an ingested dataset, refusing data that changed since ingest.
-
-    Raises:
-        DataError: the files no longer match the fingerprint recorded by `ingest`.
-    """
-    from archft.data import load_dataset
-    from archft.errors import DataError
-
-    config = DataConfig(**info["config"])
-    dataset = load_dataset(config)
-    if dataset.fingerprint() != info["fingerprint"]:
-        raise DataError(f"{info['source']} changed since it was ingested and validated "
-                        "(fingerprint differs); run the pipeline again")
-    return dataset, config
+    config = DataConfig.from_dict(data)
+    with counting_decodes():
+        s = survey(config)
+    dataset = s.dataset
+    if dataset.root and not Path(dataset.root).is_absolute():
+        dataset.root = str(Path(dataset.root).resolve())
+    dataset.provenance = {**dvc_version(s.root), "source_version": version}
+    counts = s.counts()
+    log_metadata({"source": s.source, "root": dataset.root, "classes": s.classes,
+                  "images": len(s.rows), "unreadable": sum(not r["readable"] for r in s.rows),
+                  "fingerprint": s.fingerprint(),
+                  **{f"{split}_images": sum(c.values()) for split, c in counts.items()},
+                  **{k: v for k, v in dataset.provenance.items() if v is not None}})
+    return dataset, pd.DataFrame(s.rows, columns=list(COLUMNS))

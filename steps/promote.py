@@ -8,14 +8,13 @@ from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 from zenml.enums import ModelStages
 
-METRIC = "test_accuracy"
+from archft.core import rundirs
+
+# The accuracy of the artefact that is deployed: the ONNX export's, in onnxruntime.
+METRIC = rundirs.PROMOTION_METRIC
 # Metadata from `evaluate` copied onto the model version, so that a version whose steps all came
 # from the cache still carries its numbers.
-MODEL_METADATA = ("test_accuracy", "torch_test_accuracy", "val_accuracy", "onnx_top1_agreement",
-                  "onnx_max_logit_difference", "latency_ms_batch1", "latency_ms_batch64",
-                  "subnets_in_space", "early_stop_step", "search_cost_saved", "architecture",
-                  "base", "scope", "strategy", "vanilla_test_accuracy", "gain_over_vanilla",
-                  "dataset", "dataset_fingerprint", "dvc_hash")
+MODEL_METADATA = rundirs.EVALUATION_METRICS
 
 
 def decide(new: float, current_name: str | None, current: float | None) -> tuple[str, str]:

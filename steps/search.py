@@ -7,14 +7,14 @@ from typing import Annotated
 from safetensors.torch import load_file
 from zenml import log_metadata, step
 
+from archft.core import rundirs
+from archft.data import Dataset
 from archft.search import SearchConfig, run_search
-from steps.artifacts import SearchResult, SupernetInit, workdir
-from steps.build_supernet import space_from
-from steps.ingest import load_ingested
+from steps.artifacts import SearchResult, SupernetInit, counting_decodes, workdir
 
 
 @step
-def search(supernet_init: SupernetInit, dataset: dict, search: dict
+def search(supernet_init: SupernetInit, dataset: Dataset, search: dict
            ) -> Annotated[SearchResult, "search_result"]:
     """Trains the supernet while the controller learns which subnet to pick; stops early once
     the controller settled and its reward plateaued.
@@ -23,19 +23,15 @@ def search(supernet_init: SupernetInit, dataset: dict, search: dict
     the step runs again with the same inputs.
 
     Args:
-        supernet_init: from `build_supernet`.
+        supernet_init: from `build_supernet` (the space and its remapped weights).
         dataset: from `ingest`.
         search: `archft.search.SearchConfig` fields (strategy, budget, ...).
     """
     config = SearchConfig.from_dict(search)
-    data, data_config = load_ingested(dataset)
-    space = space_from(supernet_init.json("space.json"))
     out = workdir("search")
-    s = run_search(space, data, data_config, config, out, resume=True,
-                   init=load_file(str(supernet_init.path / "supernet.safetensors")))
-    metadata = {"subnets_in_space": s["num_subnets"], "early_stop_step": s["stop_step"],
-                "stopped_early": s["stopped_early"], "search_cost_saved": s["cost_saved"],
-                "architecture": " ".join(s["architecture"]),
-                "supernet_val_accuracy": s["val_accuracy"], "search_seconds": s["wall_seconds"]}
-    log_metadata({k: v for k, v in metadata.items() if v is not None})
+    with counting_decodes():
+        s = run_search(supernet_init.space, dataset, dataset.config, config, out, resume=True,
+                       init=load_file(str(supernet_init.path / rundirs.SUPERNET.supernet)))
+    log_metadata({k: s[k] for k in rundirs.SEARCH_METRICS if s.get(k) is not None}
+                 | {"architecture": " ".join(s["architecture"])})
     return SearchResult(out)

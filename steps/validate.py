@@ -10,7 +10,8 @@ import pandas as pd
 from zenml import log_metadata, save_artifact, step
 from zenml.types import HTMLString
 
-from archft.errors import DataError
+from archft.core.errors import DataError
+from archft.data import Dataset
 
 SPLIT_COLUMNS = ("train", "val", "test")
 
@@ -112,7 +113,7 @@ def render(rows: list[dict], source: str) -> str:
 
 
 @step
-def validate(dataset: dict, manifest: pd.DataFrame, min_train_images_per_class: int = 10,
+def validate(dataset: Dataset, manifest: pd.DataFrame, min_train_images_per_class: int = 10,
              min_eval_images_per_class: int = 1, min_image_side: int = 8,
              channels: list[int] | None = None) -> tuple[
         Annotated[dict, "validation"], Annotated[HTMLString, "validation_report"]]:
@@ -131,20 +132,20 @@ def validate(dataset: dict, manifest: pd.DataFrame, min_train_images_per_class: 
         ValidationFailed: naming each failing expectation and example files; the report is
             saved as the artifact `validation_report` first.
     """
-    frames = tables(manifest, dataset["root"], dataset["classes"])
-    rows = run_suite(frames, _expectations(dataset["classes"], min_train_images_per_class,
+    frames = tables(manifest, dataset.root, dataset.classes)
+    rows = run_suite(frames, _expectations(dataset.classes, min_train_images_per_class,
                                            min_eval_images_per_class, min_image_side,
                                            list(channels or (1, 3, 4))))
-    report = HTMLString(render(rows, dataset["source"]))
+    report = HTMLString(render(rows, dataset.name))
     failed = [r for r in rows if not r["success"]]
     summary = {"success": not failed, "expectations": len(rows), "failed": len(failed),
-               "fingerprint": dataset["fingerprint"],
+               "fingerprint": dataset.fingerprint(),
                "failures": [f"{r['expectation']}: {r['unexpected']} unexpected"
                             + (f" ({', '.join(r['examples'])})" if r["examples"] else "")
                             for r in failed]}
     log_metadata({k: v for k, v in summary.items() if k != "fingerprint"})
     if failed:
         save_artifact(report, name="validation_report")
-        raise ValidationFailed(f"{dataset['source']} failed validation: "
+        raise ValidationFailed(f"{dataset.name} failed validation: "
                                + "; ".join(summary["failures"]))
     return summary, report

@@ -2,9 +2,8 @@ import json
 
 import pytest
 
-from archft.architecture import Architecture
-from archft.errors import ArchitectureError
-from archft.space import SearchSpace
+from archft.core.errors import ArchitectureError
+from archft.space import Architecture, SearchSpace
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from archft.controller import Controller, discounted_returns, reinforce_loss, update_baseline
+from archft.search.controller import Controller, discounted_returns, reinforce_loss, update_baseline
 
 
 def test_sample_logprob_entropy_are_consistent():

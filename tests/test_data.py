@@ -5,9 +5,15 @@ import numpy as np
 import pytest
 import torch
 
+from archft.core.errors import ConfigError, DataError
 from archft.data import SPLITS, DataConfig, decode_image, load_dataset
-from archft.errors import ConfigError, DataError
-from archft.loaders import BatchTransform, DeviceLoader, StreamingLoader, make_loader, random_crop
+from archft.data.loaders import (
+    BatchTransform,
+    DeviceLoader,
+    StreamingLoader,
+    make_loader,
+    random_crop,
+)
 from tests.conftest import kept_images, photo_crops, write_imagefolder
 
 
@@ -195,7 +201,7 @@ def test_decode_image_resizes_shorter_side_and_crops(tmp_path):
 
 
 def test_survey_describes_the_dataset_load_dataset_gives(imagefolder):
-    from archft.manifest import survey
+    from archft.data.survey import survey
 
     config = DataConfig(source=f"imagefolder:{imagefolder}", image_size=24)
     s, ds = survey(config), load_dataset(config)
@@ -207,7 +213,7 @@ def test_survey_describes_the_dataset_load_dataset_gives(imagefolder):
 
 
 def test_few_shot_keeps_n_training_images_per_class_and_every_eval_image(tmp_path):
-    from archft.manifest import materialize, survey
+    from archft.data.survey import materialize, survey
 
     full = load_dataset(DataConfig("photos", 32))
     few = load_dataset(DataConfig("photos", 32, train_per_class=7))
@@ -230,7 +236,7 @@ def test_few_shot_keeps_n_training_images_per_class_and_every_eval_image(tmp_pat
 
 @pytest.mark.parametrize("task", ["photos", "textures"])
 def test_patch_tasks_are_fixed_by_the_seed_and_never_share_a_patch(task):
-    from archft.tasks import TASKS, make_patches
+    from archft.data.tasks import TASKS, make_patches
 
     classes, images, labels, splits = make_patches(task, 32, seed=0)
     spec = TASKS[task]

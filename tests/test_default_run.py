@@ -2,11 +2,10 @@
 EfficientNet-Lite0 weights early-stops its search and fine-tunes to >= 95% test accuracy
 (about two minutes on two CPU cores)."""
 
-from archft.architecture import Architecture
 from archft.data import DataConfig, load_dataset
 from archft.finetune import FinetuneConfig, run_finetune
 from archft.search import SearchConfig, run_search
-from archft.space import SearchSpace
+from archft.space import Architecture, SearchSpace
 
 
 def test_default_search_stops_early_and_finetunes_to_95(tmp_path):
@@ -16,8 +15,8 @@ def test_default_search_stops_early_and_finetunes_to_95(tmp_path):
                                   num_classes=10)
     config = SearchConfig(progress=False)  # reinforce, budget 200, every default
     summary = run_search(space, dataset, data, config, tmp_path / "search")
-    assert summary["stopped_early"] and summary["steps"] < config.budget
-    assert summary["cost_saved"] > 0
+    assert summary["stopped_early"] and summary["search_steps"] < config.budget
+    assert summary["search_cost_saved"] > 0
     arch = Architecture.load(tmp_path / "search" / "architecture.json")
     metrics = run_finetune(arch, dataset, data, FinetuneConfig(progress=False),
                            tmp_path / "model", search_dir=tmp_path / "search")

@@ -1,6 +1,6 @@
 import random
 
-from archft.earlystop import EarlyStopConfig, EarlyStopper
+from archft.search.earlystop import EarlyStopConfig, EarlyStopper
 
 
 def _feed(stopper, n, reward, probs, greedy):

@@ -4,13 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from archft.core.errors import ConfigError
 from archft.data import DataConfig, load_dataset
-from archft.errors import ConfigError
-from archft.features import FeatureCacheConfig, FrozenPrefix, train_batches
-from archft.loaders import BatchTransform
+from archft.data.loaders import BatchTransform
+from archft.engine import FeatureCacheConfig, FrozenPrefix, train_batches, train_step
+from archft.nas import build_subnet, build_supernet
 from archft.search import SearchConfig
 from archft.space import SearchSpace
-from archft.train import train_step
 
 DEVICE = torch.device("cpu")
 
@@ -34,7 +34,7 @@ def _grads(net):
 def test_cached_step_equals_full_forward_without_augmentation(digits, base, scope):
     space = SearchSpace.from_base(base, scope, weights="none", num_classes=10)
     tf = _transform(space)
-    supernet = space.build_supernet()
+    supernet = build_supernet(space)
     supernet.set_architecture([len(d.candidates) - 1 for d in space.decisions])
     full = train_batches(supernet, space.spec, space.trainable, digits, tf, 32, DEVICE, seed=3,
                          config=FeatureCacheConfig(cache=False))
@@ -62,7 +62,7 @@ def test_cached_step_equals_full_forward_without_augmentation(digits, base, scop
 
 def test_tail_of_prefix_is_the_network(digits):
     space = SearchSpace.from_base("efficientnet_lite0", "medium", weights="none", num_classes=10)
-    net = space.build_subnet([0, 1, 2, 3, 4])
+    net = build_subnet(space, [0, 1, 2, 3, 4])
     prefix = FrozenPrefix(space.spec, space.trainable)
     x = _transform(space)(digits.split_images("val")[:8])
     with torch.no_grad():
@@ -74,7 +74,7 @@ def test_tail_of_prefix_is_the_network(digits):
 def test_augmented_views_are_fixed_by_the_seed_and_differ(digits):
     space = SearchSpace.from_base("efficientnet_lite0", "small", weights="none", num_classes=10)
     tf = _transform(space, crop_pad=6)
-    net = space.build_supernet()
+    net = build_supernet(space)
     cfg = FeatureCacheConfig(views=3)
     a = train_batches(net, space.spec, space.trainable, digits, tf, 16, DEVICE, 0, cfg)
     b = train_batches(net, space.spec, space.trainable, digits, tf, 16, DEVICE, 0, cfg)
@@ -82,7 +82,7 @@ def test_augmented_views_are_fixed_by_the_seed_and_differ(digits):
     assert not a.info["reused"] and b.info["reused"]  # built once for the same prefix and seed
     c = train_batches(net, space.spec, space.trainable, digits, tf, 16, DEVICE, 1, cfg)
     assert not c.info["reused"]  # another seed draws other views
-    other = space.build_supernet()
+    other = build_supernet(space)
     with torch.no_grad():
         other.net.stem.conv.weight.mul_(2)
     d = train_batches(other, space.spec, space.trainable, digits, tf, 16, DEVICE, 1, cfg)
@@ -109,7 +109,7 @@ def test_augmented_views_are_fixed_by_the_seed_and_differ(digits):
 
 def test_falls_back_to_full_forwards_when_the_cache_does_not_fit(digits, caplog):
     space = SearchSpace.from_base("efficientnet_lite0", "small", weights="none", num_classes=10)
-    net = space.build_supernet()
+    net = build_supernet(space)
     tf = _transform(space, crop_pad=6)
     with caplog.at_level("INFO"):
         b = train_batches(net, space.spec, space.trainable, digits, tf, 16, DEVICE, 0,

@@ -10,15 +10,20 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from archft.architecture import Architecture
-from archft.compare import compare, render, steps_to_reach
+from archft.core.errors import ArchitectureError, ConfigError
 from archft.data import DataConfig, load_dataset
-from archft.earlystop import EarlyStopConfig
-from archft.errors import ArchitectureError, ConfigError
-from archft.export import preprocess, read_preprocessing, run_export
+from archft.export import (
+    compare,
+    preprocess,
+    read_preprocessing,
+    render,
+    run_export,
+    steps_to_reach,
+)
 from archft.finetune import FinetuneConfig, load_model, run_finetune
 from archft.search import SearchConfig, run_search
-from archft.space import SearchSpace
+from archft.search.earlystop import EarlyStopConfig
+from archft.space import Architecture, SearchSpace
 
 DATA = DataConfig("digits", image_size=32)
 FT = dict(steps=30, eval_every=10, progress=False)
@@ -59,19 +64,19 @@ def test_model_directories_are_comparable(runs):
     assert runs["vanilla"]["kind"] == "vanilla" and runs["vanilla"]["architecture"] == ["k3_e6"]
     assert runs["two"]["kind"] == "two-stage" and runs["inherit"]["init"] == "supernet"
     # Same scope, same budget: the same parameters are trained.
-    assert runs["two"]["steps"] == runs["vanilla"]["steps"]
+    assert runs["two"]["finetune_steps"] == runs["vanilla"]["finetune_steps"]
 
 
 def test_frozen_prefix_is_untouched_and_model_reloads(runs, digits):
+    from archft.engine import ScopedEvaluator
     from archft.models import build_base
-    from archft.train import ScopedEvaluator
 
     net, arch, metrics = load_model(runs["root"] / "two")
     base = build_base("efficientnet_lite0", "imagenet", 10)
     assert torch.equal(net.blocks[14].dw.conv.weight, base.blocks[14].dw.conv.weight)
     assert torch.equal(net.stem.bn.running_mean, base.stem.bn.running_mean)
     assert not torch.equal(net.classifier.weight, base.classifier.weight)
-    from archft.loaders import BatchTransform
+    from archft.data.loaders import BatchTransform
 
     pre = arch.space.spec.preprocessing
     ev = ScopedEvaluator(net, arch.space.spec, arch.space.trainable,
@@ -82,9 +87,9 @@ def test_frozen_prefix_is_untouched_and_model_reloads(runs, digits):
 
 def test_onnx_reproduces_torch_with_metadata_only(runs, digits, tmp_path):
     report = run_export(runs["root"] / "two", digits, DATA, tmp_path, latency_repeats=3)
-    assert abs(report["onnx_accuracy"] - report["torch_accuracy"]) <= 0.001
-    assert report["torch_accuracy"] == runs["two"]["test_accuracy"]
-    assert report["top1_agreement"] >= 0.999 and report["max_logit_difference"] < 1e-3
+    assert abs(report["onnx_test_accuracy"] - report["test_accuracy"]) <= 0.001
+    assert report["test_accuracy"] == runs["two"]["test_accuracy"]
+    assert report["onnx_top1_agreement"] >= 0.999 and report["onnx_max_logit_difference"] < 1e-3
     assert set(report["latency"]) == {"onnxruntime_batch1_ms", "torch_batch1_ms",
                                       "onnxruntime_batch64_ms", "torch_batch64_ms"}
     # A client with nothing but onnxruntime, numpy and the metadata.

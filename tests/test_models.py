@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from archft.errors import ConfigError, WeightsError
+from archft.core.errors import ConfigError, WeightsError
 from archft.models import (
     build_base,
     get_base,

@@ -94,9 +94,9 @@ def runs(tmp_path_factory):
     p = Pipeline(tmp_path_factory.mktemp("pipeline"))
     out = {}
     for name, config in [("fresh", SMOKE), ("again", SMOKE),
-                         ("budget", variant(search_config__budget=16)),
-                         ("worse", variant(finetune_config__steps=3)),
-                         ("better", variant(finetune_config__steps=60)),
+                         ("budget", variant(search__budget=16)),
+                         ("worse", variant(finetune__steps=3)),
+                         ("better", variant(finetune__steps=60)),
                          ("no_vanilla", NO_VANILLA)]:
         proc = p.run(config)
         assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
@@ -121,7 +121,7 @@ def test_smoke_pipeline_runs_every_step_and_reports(runs):
     run = fresh["run"]
     # Key numbers are metadata; plots are visualisations of the artifacts.
     search_meta = run.steps["search"].run_metadata
-    assert search_meta["subnets_in_space"] == 6 and "search_cost_saved" in search_meta
+    assert search_meta["num_subnets"] == 6 and "search_cost_saved" in search_meta
     evaluation = run.steps["evaluate"].outputs["evaluation"][0].load()
     assert evaluation["onnx_top1_agreement"] > 0.99
     assert evaluation["onnx_max_logit_difference"] < 1e-3
@@ -133,7 +133,7 @@ def test_smoke_pipeline_runs_every_step_and_reports(runs):
     assert Path(artifact.uri, "architecture.json").is_file()  # stored file by file
     version = p.client().get_model_version("archft-classifier", 1)
     assert version.run_metadata["test_accuracy"] == evaluation["test_accuracy"]
-    assert version.run_metadata["subnets_in_space"] == 6
+    assert version.run_metadata["num_subnets"] == 6
 
 
 def test_unchanged_rerun_is_fully_cached_but_promote(runs):
@@ -179,11 +179,12 @@ def test_promotion_keeps_the_best_model_in_production(runs):
     assert "does not beat" in out["again"]["promotion"]["reason"]
     for name in ("budget", "worse", "better"):
         prom = out[name]["promotion"]
-        previous = prom["previous_production_test_accuracy"]
-        assert prom["stage"] == ("production" if prom["test_accuracy"] > previous else "staging")
+        previous = prom["previous_production_onnx_test_accuracy"]
+        assert prom["stage"] == ("production" if prom["onnx_test_accuracy"] > previous
+                                 else "staging")
     worse, better = out["worse"]["promotion"], out["better"]["promotion"]
-    assert worse["stage"] == "staging" and worse["test_accuracy"] < worse[
-        "previous_production_test_accuracy"]
+    assert worse["stage"] == "staging" and worse["onnx_test_accuracy"] < worse[
+        "previous_production_onnx_test_accuracy"]
     assert better["stage"] == "production"
     stages = out["better"]["stages"]
     assert stages[better["version"]] == "production"
@@ -199,8 +200,28 @@ def test_vanilla_baseline_is_optional(runs):
     assert {s for s, v in statuses.items() if v == "completed"} == {"evaluate", "promote"}
     evaluation = out["no_vanilla"]["run"].steps["evaluate"].outputs["evaluation"][0].load()
     assert "vanilla_test_accuracy" not in evaluation
-    assert evaluation["test_accuracy"] == out["fresh"]["promotion"]["test_accuracy"]
+    assert evaluation["onnx_test_accuracy"] == out["fresh"]["promotion"]["onnx_test_accuracy"]
     assert "vanilla baseline" not in out["no_vanilla"]["stdout"]
+
+
+def test_a_first_run_decodes_each_image_once(runs, tmp_path):
+    """ingest reads and decodes every file once; every later step gets the pixels from the
+    dataset artifact (the local orchestrator runs all steps in this one process)."""
+    p, _ = runs
+    folder = write_imagefolder(tmp_path / "pets", {"cat": 14, "dog": 14})
+    config = variant(data__source=f"imagefolder:{folder}", search__batch_size=16,
+                     finetune__batch_size=16)
+    config["parameters"]["validation"]["min_train_images_per_class"] = 5
+    proc = p.run(config)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    steps = p.last_run().steps
+    assert {s: str(r.status) for s, r in steps.items()} == {s: "completed" for s in STEPS}
+    decoded = {s: r.run_metadata.get("decoded_images") for s, r in steps.items()}
+    assert decoded["ingest"] == 28
+    assert {s: decoded[s] for s in ("search", "finetune", "vanilla_baseline", "evaluate")} == {
+        "search": 0, "finetune": 0, "vanilla_baseline": 0, "evaluate": 0}
+    dataset = steps["ingest"].outputs["dataset"][0]
+    assert dataset.run_metadata["images"] == 28 and dataset.run_metadata["resident"] is True
 
 
 def _bad_folder(root: Path, kind: str) -> Path:
@@ -245,7 +266,7 @@ def test_bad_data_fails_at_validate_and_promotes_nothing(runs, tmp_path, kind, e
 
 def test_bad_config_is_one_line_naming_file_and_field(runs, tmp_path):
     p, _ = runs
-    config = variant(search_config__budjet=5)
+    config = variant(search__budjet=5)
     proc = p.run(config)
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0
@@ -271,11 +292,11 @@ def test_shipped_configs_pass_the_checks(name, tmp_path, monkeypatch):
     if name.startswith("paper_"):  # seed 000, Table 2
         assert params["space"]["base"] == name.split("_")[1]
         assert params["data"]["source"].startswith("cifar10:")
-        assert params["search_config"]["budget"] == 100_000
-        assert params["search_config"]["batch_size"] == params["finetune_config"][
+        assert params["search"]["budget"] == 100_000
+        assert params["search"]["batch_size"] == params["finetune"][
             "batch_size"] == 64
-        assert params["search_config"]["lr"] == 0.05
-        assert params["search_config"]["controller_lr"] == 3.5e-4
+        assert params["search"]["lr"] == 0.05
+        assert params["search"]["controller_lr"] == 3.5e-4
 
 
 def test_interrupted_search_resumes_on_the_same_command(runs):
@@ -285,8 +306,8 @@ def test_interrupted_search_resumes_on_the_same_command(runs):
     The checkpoint root comes from the run configuration, as configs/kubeflow.yaml sets it to
     a PVC mount (`steps.search.environment.ARCHFT_WORK`): a pod that restarts finds it there."""
     p, _ = runs
-    config = variant(search_config__budget=40, search_config__checkpoint_every=2,
-                     search_config__early_stop={"enabled": False})
+    config = variant(search__budget=40, search__checkpoint_every=2,
+                     search__early_stop={"enabled": False})
     config["parameters"]["vanilla"] = False
     volume = p.tmp / "volume"  # not the fixture's ARCHFT_WORK
     config["steps"] = {"search": {"environment": {"ARCHFT_WORK": str(volume)}}}

@@ -1,8 +1,8 @@
 import torch
 from torch import nn
 
-from archft.mbconv import MBConv
-from archft.remap import hidden_channel_order, remap_depth, remap_kernel, remap_mbconv
+from archft.models.mbconv import MBConv
+from archft.nas import hidden_channel_order, remap_depth, remap_kernel, remap_mbconv
 
 
 def test_remap_kernel_pads_and_crops():

@@ -9,12 +9,12 @@ import signal
 import pytest
 from PIL import Image
 
-from archft.architecture import Architecture
+from archft.core.errors import ConfigError
 from archft.data import DataConfig, load_dataset
-from archft.earlystop import EarlyStopConfig
-from archft.errors import ConfigError
+from archft.nas import build_supernet
 from archft.search import SearchConfig, run_search
-from archft.space import SearchSpace
+from archft.search.earlystop import EarlyStopConfig
+from archft.space import Architecture, SearchSpace
 
 DATA = DataConfig("digits", image_size=32)
 
@@ -53,15 +53,15 @@ def test_strategy_writes_every_output(tmp_path, digits, space, strategy):
     assert arch.names == s["architecture"]
     history = _history(out)
     per_step = 1 if strategy == "darts" else 2  # darts_steps vs controller_steps
-    assert len(history) == s["controller_updates"] == 12 * per_step and s["steps"] == 12
+    assert len(history) == s["controller_updates"] == 12 * per_step and s["search_steps"] == 12
     row = history[-1]
     assert {"step", "reward", "baseline", "entropy", "probs", "greedy"} <= set(row)
     assert len(row["probs"]) == 1 and abs(sum(row["probs"][0]) - 1) < 1e-5
     assert 0 <= row["reward"] <= 1
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["strategy"] == strategy and summary["budget"] == 12
-    assert summary["images_seen"] == 12 * 64 and summary["wall_seconds"] > 0
-    assert not summary["stopped_early"] and summary["cost_saved"] == 0
+    assert summary["strategy"] == strategy and summary["search_budget"] == 12
+    assert summary["images_seen"] == 12 * 64 and summary["search_seconds"] > 0
+    assert not summary["stopped_early"] and summary["search_cost_saved"] == 0
     # Lite0's last stage sees 1x1 maps at 32 px: the kernel choice is flagged as inert.
     assert summary["inert_kernel_decisions"][0]["layer"] == "blocks.15"
     with Image.open(out / "action_heatmap.png") as im:
@@ -78,8 +78,8 @@ def test_early_stop_records_step_and_saving(tmp_path, digits, space):
     cfg = _config(budget=40, early_stop=EarlyStopConfig(tau=0.1, window=5, eps=10.0,
                                                         min_updates=10))
     s = run_search(space, digits, DATA, cfg, tmp_path / "es")
-    assert s["stopped_early"] and s["stop_step"] == 10 and s["steps"] == 10
-    assert s["cost_saved"] == pytest.approx(1 - 10 / 40)
+    assert s["stopped_early"] and s["early_stop_step"] == 10 and s["search_steps"] == 10
+    assert s["search_cost_saved"] == pytest.approx(1 - 10 / 40)
     assert s["greedy_at_stop"] is not None and "p >= 0.1" in s["stop_reason"]
     assert not (tmp_path / "es" / "checkpoint.pt").exists()
 
@@ -103,7 +103,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, digits, spa
         run_search(space, digits, DATA, _config(), tmp_path / "cut")
     resumed = run_search(space, digits, DATA, _config(), tmp_path / "cut", resume=True)
     assert resumed["architecture"] == full["architecture"]
-    assert resumed["val_accuracy"] == full["val_accuracy"]
+    assert resumed["supernet_val_accuracy"] == full["supernet_val_accuracy"]
     # ...and are replaced: the resumed history is the uninterrupted one, row for row.
     assert _history(tmp_path / "cut") == _history(tmp_path / "full")
 
@@ -138,7 +138,7 @@ def test_resume_refuses_other_settings(tmp_path, digits, space):
         run_search(space, digits, DATA, _config(lr=0.01), tmp_path / "r", resume=True)
     # Nothing to resume: --resume starts the search (so a scheduled rerun needs no special case).
     s = run_search(space, digits, DATA, _config(budget=2), tmp_path / "empty", resume=True)
-    assert s["steps"] == 2
+    assert s["search_steps"] == 2
 
 
 @pytest.mark.parametrize("kw,match", [({"strategy": "evolution"}, "unknown strategy"),
@@ -176,7 +176,7 @@ def test_fair_sampling_trains_every_candidate_once_per_cycle():
 def test_warmup_trains_before_the_controller_learns(tmp_path, digits, space):
     s = run_search(space, digits, DATA, _config(budget=12, warmup=0.5), tmp_path / "w")
     history = _history(tmp_path / "w")
-    assert s["warmup_steps"] == 6 and s["steps"] == 12
+    assert s["warmup_steps"] == 6 and s["search_steps"] == 12
     assert [h["step"] for h in history] == [s for s in range(7, 13) for _ in range(2)]
     assert s["controller_updates"] == 12  # 6 rounds of 2 after the warm-up
 
@@ -191,17 +191,16 @@ def test_reward_kinds(tmp_path, digits, space, reward):
         assert all(r < 0 for r in rewards)
     else:
         assert all(-1 <= r <= 1 for r in rewards)
-    assert s["config"]["reward"] == reward and 0 <= s["val_accuracy"] <= 1
+    assert s["config"]["reward"] == reward and 0 <= s["supernet_val_accuracy"] <= 1
 
 
 def test_scores_and_bn_recalibration_leave_the_supernet_as_it_was(digits, space):
     import torch
 
-    from archft.features import train_batches
-    from archft.loaders import BatchTransform
-    from archft.train import ScopedEvaluator, recalibrated_bn
+    from archft.data.loaders import BatchTransform
+    from archft.engine import ScopedEvaluator, recalibrated_bn, train_batches
 
-    supernet = space.build_supernet()
+    supernet = build_supernet(space)
     pre = space.spec.preprocessing
     tf = BatchTransform(32, pre.mean, pre.std)
     val = ScopedEvaluator(supernet, space.spec, space.trainable, digits.split_images("val"),
@@ -227,13 +226,13 @@ def test_dry_run_early_stop_records_the_stop_and_runs_the_budget(tmp_path, digit
     cfg = _config(budget=20, early_stop=EarlyStopConfig(tau=0.1, window=5, eps=10.0,
                                                         min_updates=10, dry_run=True))
     s = run_search(space, digits, DATA, cfg, tmp_path / "dry")
-    assert s["steps"] == 20 and not s["stopped_early"] and s["cost_saved"] == 0
-    assert s["stop_step"] == 5 and s["early_stop_saving"] == pytest.approx(0.75)
+    assert s["search_steps"] == 20 and not s["stopped_early"] and s["search_cost_saved"] == 0
+    assert s["early_stop_step"] == 5 and s["early_stop_saving"] == pytest.approx(0.75)
     assert len(s["greedy_at_stop"]) == 1 and s["greedy_at_stop"][0] in space.decisions[0].candidates
     real = run_search(space, digits, DATA, dataclasses.replace(
         cfg, early_stop=dataclasses.replace(cfg.early_stop, dry_run=False)), tmp_path / "real")
     # A real early stop draws the same numbers up to the stop: the same step and architecture.
-    assert real["stopped_early"] and real["stop_step"] == 5
+    assert real["stopped_early"] and real["early_stop_step"] == 5
     assert real["architecture"] == s["greedy_at_stop"]
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from archft.errors import ConfigError
+from archft.core.errors import ConfigError
 from archft.space import SCOPES, SearchSpace, parse_candidate
 
 # Table 1 of seed 000.

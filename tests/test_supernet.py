@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from archft.mbconv import MBConv
+from archft.models.mbconv import MBConv
+from archft.nas import ChoiceLayer, build_scoped_base, build_subnet, build_supernet
 from archft.space import SCOPES, SearchSpace
-from archft.supernet import ChoiceLayer
 
 BASES = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_lite0"]
 CASES = [(b, s) for b in BASES for s in SCOPES]
@@ -31,7 +31,7 @@ def spaces():
     def get(base, scope):
         if (base, scope) not in cache:
             space = SearchSpace.from_base(base, scope, weights=_weights(base), num_classes=10)
-            cache[(base, scope)] = (space, space.build_supernet())
+            cache[(base, scope)] = (space, build_supernet(space))
         return cache[(base, scope)]
 
     return get
@@ -125,7 +125,7 @@ def test_materialized_subnet_equals_supernet(spaces, base, scope):
             expected = net(x)
             torch.testing.assert_close(sub(x), expected, rtol=1e-5, atol=1e-5)
         # The same architecture built directly from the base has the same structure.
-        direct = space.build_subnet(arch)
+        direct = build_subnet(space, arch)
         assert list(direct.state_dict()) == list(sub.state_dict())
         assert n_params == sum(p.numel() for p in direct.parameters())
 
@@ -134,8 +134,8 @@ def test_materialized_subnet_equals_supernet(spaces, base, scope):
 @pytest.mark.parametrize("scope", SCOPES)
 def test_resnet_function_preserving_at_init(base, scope):
     space = SearchSpace.from_base(base, scope, weights="none", num_classes=10)
-    net = space.build_supernet()  # fresh: the shared ones have taken training steps
-    reference = space.build_base()
+    net = build_supernet(space)  # fresh: the shared ones have taken training steps
+    reference = build_scoped_base(space)
     x = torch.randn(2, 3, SIZE, SIZE)
     with torch.no_grad():
         expected = reference(x)
@@ -147,8 +147,8 @@ def test_resnet_function_preserving_at_init(base, scope):
 def test_mbconv_kernel_choices_preserve_function():
     space = SearchSpace.from_base("efficientnet_lite0", "medium", weights="imagenet",
                                   num_classes=10)
-    net = space.build_supernet()
-    reference = space.build_base()
+    net = build_supernet(space)
+    reference = build_scoped_base(space)
     x = torch.randn(2, 3, 64, 64)
     # Base expansion (6) and a kernel at least the base's: centre remapping preserves the
     # function. (A 5x5 block cropped to 3x3 does not, and is not expected to.)
@@ -184,17 +184,18 @@ def test_remapped_kernels_zero_outside_centre(spaces, base, scope):
 
 
 def test_random_remap_is_an_ablation():
-    center = SearchSpace.from_base("resnet18", "small", weights="none").build_supernet()
+    center = build_supernet(SearchSpace.from_base("resnet18", "small", weights="none"))
     rand = SearchSpace.from_base("resnet18", "small", weights="none", remap="random")
-    rand_net = rand.build_supernet()
+    rand_net = build_supernet(rand)
     c3, c5 = (c.conv.weight for c in center.choices[0].candidates)
     r3, r5 = (c.conv.weight for c in rand_net.choices[0].candidates)
     assert torch.equal(c3, r3)  # the base kernel is still the pretrained one
     assert r5[..., 0, 0].abs().sum() > 0 and not torch.equal(c5, r5)
     # Reproducible: the same ablation twice gives the same init, in another process too.
-    assert torch.equal(r5, rand.build_supernet().choices[0].candidates[1].conv.weight)
-    code = ("from archft.space import SearchSpace; s = SearchSpace.from_base('resnet18', 'small', "
-            "weights='none', remap='random').build_supernet(); "
+    assert torch.equal(r5, build_supernet(rand).choices[0].candidates[1].conv.weight)
+    code = ("from archft.nas import build_supernet; from archft.space import SearchSpace; "
+            "s = build_supernet(SearchSpace.from_base('resnet18', 'small', weights='none', "
+            "remap='random')); "
             "print(float(s.choices[0].candidates[1].conv.weight.sum()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert float(out.stdout) == float(r5.sum())

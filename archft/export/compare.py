@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from archft.errors import ConfigError
-from archft.io import atomic_write_json, atomic_write_text
+from archft.core import rundirs
+from archft.core.errors import ConfigError
+from archft.core.io import atomic_write_json, atomic_write_text
 
 
 def _metrics(model_dir: str | Path) -> dict:
-    path = Path(model_dir) / "metrics.json"
+    path = Path(model_dir) / rundirs.MODEL.metrics
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -53,8 +54,9 @@ def compare(model_a: str | Path, model_b: str | Path, target: float | None = Non
     for name, m, s in (("A", a, sa), ("B", b, sb)):
         rows.append({"run": name, "dir": str(model_a if name == "A" else model_b),
                      "kind": m.get("kind"), "architecture": m.get("architecture"),
-                     "final": m[key], "steps_to_target": s, "steps": m.get("steps"),
-                     "wall_seconds": m.get("wall_seconds")})
+                     "final": m[key], "steps_to_target": s,
+                     "finetune_steps": m.get("finetune_steps"),
+                     "finetune_seconds": m.get("finetune_seconds")})
     return {"metric": key, "target": target, "runs": rows,
             "compute_ratio": (sa / sb) if sa and sb else None,
             "final_difference": a[key] - b[key]}
@@ -67,7 +69,7 @@ def render(result: dict) -> str:
     for r in result["runs"]:
         lines.append(f"| {r['run']}: {r['dir']} | {r['kind']} | {100 * r['final']:.2f}% | "
                      f"{r['steps_to_target'] if r['steps_to_target'] is not None else 'never'} | "
-                     f"{r['steps']} | {r['wall_seconds']} |")
+                     f"{r['finetune_steps']} | {r['finetune_seconds']} |")
     ratio = result["compute_ratio"]
     lines.append("")
     lines.append(f"compute ratio A/B to reach the target: "
@@ -79,5 +81,5 @@ def render(result: dict) -> str:
 def write(result: dict, out: str | Path) -> None:
     """Writes `compare.json` and `compare.md` into `out`."""
     out = Path(out)
-    atomic_write_json(out / "compare.json", result)
-    atomic_write_text(out / "compare.md", render(result))
+    atomic_write_json(out / rundirs.RESULTS.compare_json, result)
+    atomic_write_text(out / rundirs.RESULTS.compare_md, render(result))

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from archft.errors import WeightsError
+from archft.core.errors import WeightsError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -1,10 +1,11 @@
 """What a data validation suite checks, and how a dataset is versioned on disk.
 
-`survey` lists every file a source holds, readable or not, so that a corrupt image, an empty
-class folder or an image shared by two splits becomes a row a validation suite can name instead
-of an exception half-way through loading. `source_version` is a cheap stat-based key of the
-source files (a pipeline caches on it); `materialize` writes a dataset as a split-layout image
-folder (the DVC `prepare` stage).
+`survey` lists every file a source holds, readable or not (`archft.data.sources.read_source`
+with `strict=False`), so that a corrupt image, an empty class folder or an image shared by two
+splits becomes a row a validation suite can name instead of an exception half-way through
+loading; the same single read also gives the dataset of the readable images. `source_version` is
+a cheap stat-based key of the source files (a pipeline caches on it); `materialize` writes a
+dataset as a split-layout image folder (the DVC `prepare` stage).
 """
 
 from __future__ import annotations
@@ -17,22 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from archft.data import (
-    BUNDLED,
-    DataConfig,
-    Dataset,
-    assign_splits,
-    few_shot,
-    fingerprint,
-    list_imagefolder,
-    load_dataset,
-    split_counts,
-)
-from archft.errors import ConfigError, DataError
-from archft.io import atomic_write_bytes
+from archft.core.errors import ConfigError, DataError
+from archft.core.io import atomic_write_bytes
+from archft.data.config import BUNDLED, DataConfig
+from archft.data.dataset import Dataset, fingerprint, split_counts
+from archft.data.sources import COLUMNS, read_source
 
-COLUMNS = ("path", "label", "class", "split", "sha256", "width", "height", "channels",
-           "readable", "error")
+__all__ = ["COLUMNS", "Survey", "survey", "source_version", "materialize"]
 
 
 @dataclass(frozen=True)
@@ -41,16 +33,18 @@ class Survey:
 
     Attributes:
         source: the source string.
-        root: directory of its files ("" for digits).
+        root: directory of its files ("" for the bundled sets).
         classes: every class the source declares (also those with no images).
         rows: one dict per file with `COLUMNS`; `readable` is False (and `error` says why) for a
             file that does not decode as an image.
+        dataset: the readable images, loaded by the same read.
     """
 
     source: str
     root: str
     classes: list[str]
     rows: list[dict]
+    dataset: Dataset | None = None
 
     def fingerprint(self) -> str:
         """`archft.data.fingerprint` over the readable rows (a `Dataset`'s, once loaded)."""
@@ -64,7 +58,8 @@ class Survey:
 
 
 def survey(config: DataConfig) -> Survey:
-    """Lists the source's files with labels, splits, hashes, sizes and channels.
+    """Lists the source's files with labels, splits, hashes, sizes and channels, and loads
+    the readable ones, reading every file once.
 
     Splits are assigned exactly as `load_dataset` assigns them, so when every file is readable
     the survey's fingerprint equals the loaded dataset's.
@@ -73,45 +68,9 @@ def survey(config: DataConfig) -> Survey:
         ConfigError / DataError: the source cannot be listed at all (unknown kind, missing
             folder, files beside the class folders); individual bad files do not raise.
     """
-    kind, _, arg = config.source.partition(":")
-    if kind != "imagefolder":
-        ds = load_dataset(config)
-        rows = [{**r, "channels": 1 if kind == "digits" else 3, "readable": True, "error": ""}
-                for r in ds.manifest()]
-        return Survey(ds.name, ds.root, ds.classes, rows)
-    if not arg:
-        raise ConfigError("dataset imagefolder needs a path: imagefolder:PATH")
-    root = Path(arg).expanduser()
-    classes, files = list_imagefolder(root, strict=False)
-    rows = []
-    for path, label, _ in files:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise DataError(f"cannot read {path}: {e.strerror}") from None
-        rows.append({"path": path.relative_to(root).as_posix(), "label": label,
-                     "class": classes[label], "sha256": hashlib.sha256(data).hexdigest(),
-                     **_probe(data)})
-    labels = [r["label"] for r in rows]
-    splits = assign_splits(labels, [r["sha256"] for r in rows], [f[2] for f in files], config)
-    keep = few_shot([classes[lab] for lab in labels], splits, config)
-    rows = [{c: {**r, "split": s}[c] for c in COLUMNS}
-            for r, s, k in zip(rows, splits, keep) if k]
-    return Survey(f"imagefolder:{root}", str(root), classes, rows)
-
-
-def _probe(data: bytes) -> dict:
-    """Decodes fully (a truncated file fails only when its pixels are read)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return {"width": im.width, "height": im.height, "channels": len(im.getbands()),
-                    "readable": True, "error": ""}
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        return {"width": 0, "height": 0, "channels": 0, "readable": False,
-                "error": str(e).splitlines()[0] if str(e) else type(e).__name__}
+    read = read_source(config, strict=False)
+    ds = read.dataset
+    return Survey(ds.name, ds.root, ds.classes, read.rows, ds)
 
 
 def source_version(config: DataConfig) -> str:

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from archft.errors import DataError
+from archft.core.errors import DataError
 
 GRID = 4
 SPLIT_TILES = (("train", 10), ("val", 3), ("test", 3))

@@ -21,9 +21,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from archft.mbconv import Conv2dSame, MBConv
-
-REMAP_MODES = ("center", "random")
+from archft.models.mbconv import Conv2dSame, MBConv
+from archft.space import REMAP_MODES
 
 
 def remap_kernel(weight: torch.Tensor, kernel: int) -> torch.Tensor:

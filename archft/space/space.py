@@ -12,15 +12,16 @@ Scope: the last 1 / 2 / 3 / all stages. Everything before the scope stays frozen
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Sequence
 
 from torch import nn
 
-from archft.errors import ConfigError
-from archft.models import BaseSpec, build_base, get_base
-from archft.remap import REMAP_MODES
+from archft.core.config import from_plain
+from archft.core.errors import ConfigError
+from archft.models import BaseSpec, get_base
+from archft.models.mbconv import MBConv, mbconv_from_torchvision
 
 SCOPES = ("small", "medium", "large", "full")
 # Trailing stages in each scope; None = all stages.
@@ -32,6 +33,11 @@ RESNET_MUTABLE = {
 }
 DEFAULT_KERNELS = {"resnet": (3, 5), "mbconv": (3, 5, 7)}
 DEFAULT_EXPANSIONS = (3, 6)
+# How a new kernel size is initialised from the pretrained one (`archft.nas.remap`): "center"
+# (function-preserving) or "random" (the ablation).
+REMAP_MODES = ("center", "random")
+# The fields that define a space (besides its class count): a run configuration's `space`.
+SPACE_FIELDS = ("base", "weights", "scope", "kernels", "expansions", "remap")
 
 
 def candidate_name(kernel: int, expand_ratio: int | None = None) -> str:
@@ -224,12 +230,33 @@ class SearchSpace:
                 out.append({"layer": d.layer, "input": list(sizes[d.layer]), "equivalent": same})
         return out
 
+    def to_dict(self) -> dict:
+        """The fields that define the space (`from_dict` rebuilds it): base, scope, kernels,
+        expansions, num_classes, weights, remap. `architecture.json` and the pipeline's
+        `space.json` hold exactly these."""
+        return {"base": self.base, "scope": self.scope, "kernels": list(self.kernels),
+                "expansions": list(self.expansions) if self.expansions else None,
+                "num_classes": self.num_classes, "weights": self.weights, "remap": self.remap}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchSpace":
+        """Rebuilds a space from `to_dict`'s fields (other keys are ignored).
+
+        Raises:
+            ConfigError: a field is missing or the space cannot be built from it.
+        """
+        missing = [k for k in ("base", "scope", "kernels", "num_classes") if k not in data]
+        if missing:
+            raise ConfigError(f"space description lacks {missing[0]!r}")
+        return cls.from_base(data["base"], data["scope"], data["kernels"],
+                             data.get("expansions"), weights=data.get("weights", "imagenet"),
+                             num_classes=data["num_classes"], remap=data.get("remap", "center"))
+
     def summary(self) -> dict:
-        """A JSON-ready description, as printed by `archft space --json`."""
+        """A JSON-ready description (`to_dict` and what follows from it), as printed by
+        `archft space --json`."""
         return {
-            "base": self.base, "scope": self.scope, "kernels": list(self.kernels),
-            "expansions": list(self.expansions) if self.expansions else None,
-            "weights": self.weights, "num_classes": self.num_classes, "remap": self.remap,
+            **self.to_dict(),
             "num_decisions": self.num_decisions, "num_subnets": self.num_subnets,
             "log2_subnets": round(math.log2(self.num_subnets), 3),
             "decisions": [{"layer": d.layer, "candidates": list(d.candidates),
@@ -239,27 +266,50 @@ class SearchSpace:
             "preprocessing": self.spec.preprocessing.to_dict(),
         }
 
-    # -- builders -------------------------------------------------------------------------------
 
-    def build_base(self) -> nn.Module:
-        """The unmodified base with its weights and head, frozen outside the scope (the vanilla
-        last-k fine-tuning model)."""
-        from archft.supernet import freeze_outside
+@dataclass(frozen=True)
+class SpaceConfig:
+    """A space as a run configuration gives it (`parameters.space`); the class count comes
+    from the data.
 
-        return freeze_outside(build_base(self.base, self.weights, self.num_classes),
-                              self.trainable)
+    Attributes:
+        base: registered base name.
+        weights: "imagenet", "none" or a state-dict path.
+        scope: "small", "medium", "large" or "full".
+        kernels: candidate kernels (None: the family's default).
+        expansions: MBConv candidate expansions (None: the default for MBConv bases).
+        remap: "center" or "random".
+    """
 
-    def build_supernet(self):
-        """The weight-sharing supernet (`archft.supernet.Supernet`), remapped from the base."""
-        from archft.supernet import Supernet
+    base: str = "efficientnet_lite0"
+    weights: str = "imagenet"
+    scope: str = "small"
+    kernels: tuple[int, ...] | None = None
+    expansions: tuple[int, ...] | None = None
+    remap: str = "center"
 
-        return Supernet(self)
+    def __post_init__(self):
+        for name in ("kernels", "expansions"):  # YAML gives lists
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
 
-    def build_subnet(self, arch: Sequence[int]) -> nn.Module:
-        """One architecture as a plain module, remapped from the base (no supernet built)."""
-        from archft.supernet import build_subnet
+    def build(self, num_classes: int = 10) -> SearchSpace:
+        """The space over `num_classes` classes (checks every field)."""
+        return SearchSpace.from_base(self.base, self.scope, self.kernels, self.expansions,
+                                     weights=self.weights, num_classes=num_classes,
+                                     remap=self.remap)
 
-        return build_subnet(self, arch)
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SpaceConfig":
+        """Builds a config from plain data (YAML/JSON), refusing unknown fields; the space it
+        describes is built once to check it."""
+        config = from_plain(cls, data, "space")
+        config.build()
+        return config
 
 
 def _resnet_decisions(skeleton: nn.Module, block: str, kernels, _expansions):
@@ -272,8 +322,6 @@ def _resnet_decisions(skeleton: nn.Module, block: str, kernels, _expansions):
 
 
 def _mbconv_decisions(skeleton: nn.Module, block: str, kernels, expansions):
-    from archft.mbconv import MBConv, mbconv_from_torchvision
-
     mod = skeleton.get_submodule(block)
     mod = mod if isinstance(mod, MBConv) else mbconv_from_torchvision(mod)
     # A block without an expansion conv (expansion 1) has nothing to remap a width from.

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from archft.errors import ArchftError, ArchitectureError
-from archft.io import atomic_write_json
-from archft.space import SearchSpace
+from archft.core.errors import ArchftError, ArchitectureError
+from archft.core.io import atomic_write_json
+from archft.space.space import SearchSpace
 
 FORMAT = 1
 _REQUIRED = {"format": int, "base": str, "scope": str, "kernels": list, "num_classes": int,
@@ -44,14 +44,10 @@ class Architecture:
 
     def to_dict(self) -> dict[str, Any]:
         s = self.space
-        return {
-            "format": FORMAT, "base": s.base, "scope": s.scope, "kernels": list(s.kernels),
-            "expansions": list(s.expansions) if s.expansions else None,
-            "num_classes": s.num_classes, "weights": s.weights, "remap": s.remap,
-            "decisions": [{"layer": d.layer, "candidates": list(d.candidates),
-                           "choice": d.candidates[c]}
-                          for d, c in zip(s.decisions, self.choices)],
-        }
+        return {"format": FORMAT, **s.to_dict(),
+                "decisions": [{"layer": d.layer, "candidates": list(d.candidates),
+                               "choice": d.candidates[c]}
+                              for d, c in zip(s.decisions, self.choices)]}
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes the file atomically."""
@@ -75,10 +71,7 @@ class Architecture:
         if data["format"] != FORMAT:
             raise fail(f"format {data['format']} is not supported (this archft reads {FORMAT})")
         try:
-            rebuilt = SearchSpace.from_base(
-                data["base"], data["scope"], data["kernels"], data.get("expansions"),
-                weights=data.get("weights", "imagenet"), num_classes=data["num_classes"],
-                remap=data.get("remap", "center"))
+            rebuilt = SearchSpace.from_dict(data)
         except ArchftError as e:
             raise fail(str(e)) from None
         if space is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from archft.errors import ConfigError
+from archft.core.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from archft.mbconv import MBConv, mbconv_from_torchvision
 from archft.models import build_base, get_submodule_parent
-from archft.remap import remap_conv, remap_mbconv
+from archft.models.mbconv import MBConv, mbconv_from_torchvision
+from archft.nas.remap import remap_conv, remap_mbconv
 from archft.space import Decision, SearchSpace, parse_candidate
 
 
@@ -117,6 +117,18 @@ def _install(net: nn.Module, decision: Decision, module: nn.Module) -> None:
         setattr(norm_parent, norm_attr, module.bn)
 
 
+def build_scoped_base(space: SearchSpace) -> nn.Module:
+    """The unmodified base with its weights and head, frozen outside the scope (the vanilla
+    last-k fine-tuning model)."""
+    return freeze_outside(build_base(space.base, space.weights, space.num_classes),
+                          space.trainable)
+
+
+def build_supernet(space: SearchSpace) -> "Supernet":
+    """The weight-sharing supernet of `space`, remapped from the base."""
+    return Supernet(space)
+
+
 def build_subnet(space: SearchSpace, arch: Sequence[int]) -> nn.Module:
     """One architecture of `space` as a plain module remapped from the base, frozen outside
     the scope; the same structure as `Supernet.materialize` gives."""
@@ -188,3 +200,8 @@ class Supernet(nn.Module):
         for d, a in zip(self.space.decisions, arch):
             _install(net, d, net.get_submodule(d.layer).candidates[a])
         return net.eval()
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The network a base's forward steps address: a supernet's inner net, else `net`."""
+    return net.net if isinstance(net, Supernet) else net

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from archft.errors import ConfigError, WeightsError
-from archft.io import load_state_dict_file
-from archft.mbconv import LITE0_STAGES, EfficientNetLite0
+from archft.core.errors import ConfigError, WeightsError
+from archft.core.io import load_state_dict_file
+from archft.models.mbconv import LITE0_STAGES, EfficientNetLite0
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from archft.data import Dataset
-from archft.rng import generator
+from archft.core.errors import DataError
+from archft.core.rng import generator
+from archft.data.dataset import Dataset
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,12 @@ def step_batches(n: int, batch_size: int, seed: int, device: torch.device | str 
     here, so they all see the same images in the same order.
 
     Raises:
-        ValueError: fewer than one batch of rows.
+        DataError: fewer than one batch of rows (a user's too-small training split).
     """
     per_epoch, epoch, perm = n // batch_size, -1, None
     if per_epoch == 0:
-        raise ValueError(f"split has {n} images, fewer than one batch of {batch_size}")
+        raise DataError(f"the training split has {n} images, fewer than one batch of "
+                        f"{batch_size}: add images or lower batch_size")
     for step in count(start_step):
         e, i = divmod(step, per_epoch)
         if e != epoch:

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from archft.core import rundirs
+from archft.core.errors import ConfigError
+from archft.core.io import atomic_write_bytes, atomic_write_json
 from archft.data import DataConfig, Dataset
-from archft.errors import ConfigError
+from archft.data.loaders import BatchTransform
 from archft.finetune import load_model
-from archft.io import atomic_write_bytes, atomic_write_json
-from archft.loaders import BatchTransform
 
 OPSET = 17
 
@@ -111,7 +112,7 @@ def export_model(model_dir: str | Path, out: str | Path, image_size: int, classe
     pre = arch.space.spec.preprocessing
     preprocessing = {"size": [image_size, image_size], "mean": list(pre.mean),
                      "std": list(pre.std), "resize": "bilinear", "scale": "rgb / 255"}
-    return export_onnx(net, Path(out) / "model.onnx", image_size, {
+    return export_onnx(net, Path(out) / rundirs.ONNX.model, image_size, {
         "archft.preprocessing": json.dumps(preprocessing),
         "archft.classes": json.dumps(classes),
         "archft.architecture": json.dumps(arch.to_dict()),
@@ -126,8 +127,9 @@ def evaluate_onnx(path: str | Path, model_dir: str | Path, dataset: Dataset,
     model directory the file was exported from.
 
     Returns:
-        Test accuracy of onnxruntime and of torch, their top-1 agreement, the largest logit
-        difference, per-class accuracy and the median CPU latency of both at batch 1 and 64.
+        Test accuracy of onnxruntime (`onnx_test_accuracy`) and of torch (`test_accuracy`),
+        their top-1 agreement, the largest logit difference, per-class accuracy (onnxruntime)
+        and the median CPU latency of both at batch 1 and 64.
     """
     import onnxruntime as ort
 
@@ -165,10 +167,10 @@ def evaluate_onnx(path: str | Path, model_dir: str | Path, dataset: Dataset,
         }
     return {
         "model": str(path), "images": int(len(labels)), "classes": classes,
-        "onnx_accuracy": float((ort_pred == labels).mean()),
-        "torch_accuracy": float((torch_pred == labels).mean()),
-        "top1_agreement": float((ort_pred == torch_pred).mean()),
-        "max_logit_difference": float(np.abs(ort_logits - torch_logits).max()),
+        "onnx_test_accuracy": float((ort_pred == labels).mean()),
+        "test_accuracy": float((torch_pred == labels).mean()),
+        "onnx_top1_agreement": float((ort_pred == torch_pred).mean()),
+        "onnx_max_logit_difference": float(np.abs(ort_logits - torch_logits).max()),
         "per_class_accuracy": {c: float((ort_pred[labels == i] == i).mean())
                                for i, c in enumerate(classes) if (labels == i).any()},
         "latency": {k: round(v, 3) for k, v in latency.items()},
@@ -188,5 +190,5 @@ def run_export(model_dir: str | Path, dataset: Dataset, data: DataConfig, out: s
     """
     path = export_model(model_dir, out, data.image_size, dataset.classes)
     report = evaluate_onnx(path, model_dir, dataset, latency_repeats)
-    atomic_write_json(Path(out) / "onnx_report.json", report)
+    atomic_write_json(Path(out) / rundirs.ONNX.report, report)
     return report

@@ -11,7 +11,7 @@ import contextlib
 import torch
 from torch import nn
 
-from archft.errors import ConfigError
+from archft.core.errors import ConfigError
 
 
 def resolve_device(name: str = "auto") -> torch.device:

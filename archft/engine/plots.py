@@ -13,7 +13,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from archft.io import atomic_write_bytes  # noqa: E402
+from archft.core.io import atomic_write_bytes  # noqa: E402
 
 
 def _save(fig, path: str | os.PathLike) -> None:

@@ -23,16 +23,24 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from archft.architecture import Architecture
-from archft.config import from_plain, require_positive_ints
+from archft.core import rundirs
+from archft.core.config import from_plain, require_positive_ints
+from archft.core.errors import ConfigError, WeightsError
+from archft.core.io import atomic_write_json, save_safetensors
 from archft.data import DataConfig, Dataset
-from archft.device import resolve_device, to_device
-from archft.errors import ConfigError, WeightsError
-from archft.features import FeatureCacheConfig, train_batches
-from archft.io import atomic_write_json, save_safetensors
+from archft.engine import (
+    FeatureCacheConfig,
+    ScopedEvaluator,
+    Stepper,
+    resolve_device,
+    to_device,
+    train_batches,
+    transforms,
+)
+from archft.engine.plots import accuracy_curve
 from archft.models import load_weights
-from archft.plots import accuracy_curve
-from archft.train import ScopedEvaluator, seed_step, train_step, transforms
+from archft.nas import build_subnet, build_supernet
+from archft.space import Architecture
 
 INITS = ("pretrained", "supernet")
 
@@ -83,11 +91,11 @@ class FinetuneConfig:
 
 
 def _load_supernet_weights(arch: Architecture, search_dir: Path) -> nn.Module:
-    path = search_dir / "supernet.safetensors"
+    path = search_dir / rundirs.SEARCH.supernet
     if not path.is_file():
         raise ConfigError(f"--init supernet needs {path} (written by the search); run the search "
                           "there or use --init pretrained")
-    supernet = arch.space.build_supernet()
+    supernet = build_supernet(arch.space)
     try:
         supernet.load_state_dict(load_file(str(path)))
     except (RuntimeError, OSError) as e:
@@ -117,10 +125,10 @@ def build_model(arch: Architecture, init: str = "pretrained", vanilla: bool = Fa
                               f"{space.kernels}; vanilla fine-tuning needs them")
         # build_subnet of the base's own choices computes exactly the base, in the same module
         # layout as every other model directory (torchvision MobileNetV2 blocks become MBConv).
-        return space.build_subnet(base), Architecture.of(space, base)
+        return build_subnet(space, base), Architecture.of(space, base)
     if init == "supernet":
         return _load_supernet_weights(arch, Path(search_dir or ".")), arch
-    return space.build_subnet(arch.choices), arch
+    return build_subnet(space, arch.choices), arch
 
 
 def load_model(model_dir: str | Path) -> tuple[nn.Module, Architecture, dict]:
@@ -135,21 +143,21 @@ def load_model(model_dir: str | Path) -> tuple[nn.Module, Architecture, dict]:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ConfigError(f"model directory not found: {model_dir}")
-    arch = Architecture.load(model_dir / "architecture.json")
+    arch = Architecture.load(model_dir / rundirs.MODEL.architecture)
     skeleton = dataclasses.replace(arch.space, weights="none")  # weights come from the file
-    net = skeleton.build_subnet(arch.choices)
-    path = model_dir / "weights.safetensors"
+    net = build_subnet(skeleton, arch.choices)
+    path = model_dir / rundirs.MODEL.weights
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     load_weights(net, load_file(str(path)), str(path))
-    metrics_path = model_dir / "metrics.json"
+    metrics_path = model_dir / rundirs.MODEL.metrics
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     return net.eval(), arch, metrics
 
 
 def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config: FinetuneConfig,
                  out: str | Path, search_dir: str | Path | None = None) -> dict:
-    """Fine-tunes inside the scope and writes the model directory.
+    """Fine-tunes inside the scope and writes the model directory (`rundirs.MODEL`).
 
     Args:
         arch: the architecture to fine-tune (ignored but for its space when `vanilla`).
@@ -170,6 +178,25 @@ def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config:
         raise ConfigError(f"the architecture has {space.num_classes} classes, the dataset "
                           f"{len(dataset.classes)}")
     net = to_device(net, device)
+    opt, sched = _optimizer(net, c)
+    train_tf, eval_tf = transforms(space.spec.preprocessing, data, dataset, device)
+    batches = train_batches(net, space.spec, space.trainable, dataset, train_tf, c.batch_size,
+                            device, c.seed, c.features, c.amp)
+    evals = {s: ScopedEvaluator(net, space.spec, space.trainable, dataset.split_images(s),
+                                dataset.labels(s), eval_tf, device, c.amp)
+             for s in ("val", "test") if len(dataset.indices(s))}
+    if "val" not in evals:
+        raise ConfigError("the validation split is empty")
+    started = time.perf_counter()
+    curve = _train(net, Stepper(net, batches, opt, device, c.amp, c.seed), sched, evals, c)
+    wall = time.perf_counter() - started
+    metrics = _metrics(net, arch, dataset, data, c, curve, wall, batches.info, device)
+    _write(out, net, arch, metrics)
+    return metrics
+
+
+def _optimizer(net: nn.Module, c: FinetuneConfig):
+    """SGD (Nesterov) over the trainable parameters; linear warm-up, then cosine to 0."""
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
                           nesterov=True)
@@ -180,69 +207,69 @@ def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config:
         t = (step - c.warmup) / max(c.steps - c.warmup, 1)
         return 0.5 * (1 + math.cos(math.pi * t))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    train_tf, eval_tf = transforms(space.spec.preprocessing, data, dataset, device)
-    batches = train_batches(net, space.spec, space.trainable, dataset, train_tf, c.batch_size,
-                            device, c.seed, c.features, c.amp)
-    stream = batches.stream(0)
-    evals = {s: ScopedEvaluator(net, space.spec, space.trainable, dataset.split_images(s),
-                                dataset.labels(s), eval_tf, device, c.amp)
-             for s in ("val", "test") if len(dataset.indices(s))}
-    if "val" not in evals:
-        raise ConfigError("the validation split is empty")
-    curve: list[dict] = []
-    loss_sum = torch.zeros((), device=device)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
 
-    def record(step: int, n: int) -> None:
+
+def _train(net: nn.Module, stepper: Stepper, sched, evals: dict[str, ScopedEvaluator],
+           c: FinetuneConfig) -> list[dict]:
+    """The training loop; returns the val/test curve, a point every `eval_every` steps."""
+    kind = "vanilla" if c.vanilla else "two-stage"
+    bar = tqdm(total=c.steps, desc=f"finetune/{kind}", unit="step", dynamic_ncols=True,
+               disable=(not c.progress) if c.progress is not None else None)
+    curve: list[dict] = []
+
+    def record(step: int) -> None:
         point = {"step": step, "val_accuracy": evals["val"].accuracy(net),
                  "test_accuracy": evals["test"].accuracy(net) if "test" in evals else None,
-                 "train_loss": loss_sum.item() / max(n, 1)}  # SYNC: once per curve point
+                 "train_loss": stepper.mean_loss()}  # SYNC: once per curve point
         curve.append(point)
         bar.set_postfix(val=f"{point['val_accuracy']:.3f}", loss=f"{point['train_loss']:.3f}",
                         refresh=False)
 
-    kind = "vanilla" if c.vanilla else "two-stage"
-    bar = tqdm(total=c.steps, desc=f"finetune/{kind}", unit="step", dynamic_ncols=True,
-               disable=(not c.progress) if c.progress is not None else None)
-    started = time.perf_counter()
-    record(0, 0)
-    since = 0
+    record(0)
     for step in range(c.steps):
-        seed_step(c.seed, step)
-        loss, _ = train_step(net, batches.forward, next(stream), opt, device, c.amp)
+        stepper.step(step)
         sched.step()
-        loss_sum += loss
-        since += 1
         if (step + 1) % c.eval_every == 0 or step + 1 == c.steps:
-            record(step + 1, since)
-            loss_sum.zero_()
-            since = 0
+            record(step + 1)
         bar.update(1)
     bar.close()
-    wall = time.perf_counter() - started
+    return curve
 
-    out.mkdir(parents=True, exist_ok=True)
-    arch.save(out / "architecture.json")
-    save_safetensors(out / "weights.safetensors", net.state_dict(),
-                     {"format": "archft-model-1", "base": space.base, "scope": space.scope})
-    final = curve[-1]
-    metrics = {
-        "format": 1, "kind": kind, "init": None if c.vanilla else c.init,
-        "base": space.base, "scope": space.scope, "architecture": arch.names,
-        "steps": c.steps, "images_seen": c.steps * c.batch_size, "wall_seconds": round(wall, 2),
+
+def _metrics(net: nn.Module, arch: Architecture, dataset: Dataset, data: DataConfig,
+             c: FinetuneConfig, curve: list[dict], wall: float, features: dict,
+             device: torch.device) -> dict:
+    """`metrics.json`: the model's metrics (`rundirs.MODEL_METRICS`) and context."""
+    space, final = arch.space, curve[-1]
+    return {
+        "format": 1, "kind": "vanilla" if c.vanilla else "two-stage",
+        "init": None if c.vanilla else c.init, "base": space.base, "scope": space.scope,
+        "architecture": arch.names, "finetune_steps": c.steps,
+        "images_seen": c.steps * c.batch_size, "finetune_seconds": round(wall, 2),
         "val_accuracy": final["val_accuracy"], "test_accuracy": final["test_accuracy"],
         "curve": curve, "classes": dataset.classes, "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint(), "image_size": data.image_size,
         "preprocessing": {**space.spec.preprocessing.to_dict(),
                           "size": [data.image_size, data.image_size]},
-        "trainable_parameters": sum(p.numel() for p in params),
+        "trainable_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "parameters": sum(p.numel() for p in net.parameters()),
-        "device": str(device), "threads": torch.get_num_threads(), "features": batches.info,
-        "config": asdict(c),
+        "device": str(device), "threads": torch.get_num_threads(),
+        "features": features, "config": asdict(c),
     }
-    atomic_write_json(out / "metrics.json", metrics)
-    accuracy_curve({"val": ([p["step"] for p in curve], [p["val_accuracy"] for p in curve]),
-                    **({"test": ([p["step"] for p in curve], [p["test_accuracy"] for p in curve])}
-                       if "test" in evals else {})},
-                   out / "accuracy_curve.png", f"{space.base}/{space.scope} {kind}")
-    return metrics
+
+
+def _write(out: Path, net: nn.Module, arch: Architecture, metrics: dict) -> None:
+    """The model directory: architecture, weights, metrics and the accuracy curve."""
+    space, curve = arch.space, metrics["curve"]
+    out.mkdir(parents=True, exist_ok=True)
+    arch.save(out / rundirs.MODEL.architecture)
+    save_safetensors(out / rundirs.MODEL.weights, net.state_dict(),
+                     {"format": "archft-model-1", "base": space.base, "scope": space.scope})
+    atomic_write_json(out / rundirs.MODEL.metrics, metrics)
+    steps = [p["step"] for p in curve]
+    curves = {"val": (steps, [p["val_accuracy"] for p in curve])}
+    if curve[-1]["test_accuracy"] is not None:
+        curves["test"] = (steps, [p["test_accuracy"] for p in curve])
+    accuracy_curve(curves, out / rundirs.MODEL.accuracy_curve,
+                   f"{space.base}/{space.scope} {metrics['kind']}")

@@ -39,13 +39,13 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from archft.config import require_positive_ints
+from archft.core.config import require_positive_ints
+from archft.core.rng import generator
 from archft.data import Dataset
-from archft.device import autocast
-from archft.loaders import BatchTransform, make_loader, step_batches
+from archft.data.loaders import BatchTransform, make_loader, step_batches
+from archft.engine.device import autocast
 from archft.models import BaseSpec, run_steps, scope_start
-from archft.rng import generator
-from archft.supernet import Supernet
+from archft.nas import unwrap
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,6 @@ class FeatureCacheConfig:
         require_positive_ints(self, "views", "max_bytes")
 
 
-def _body(net: nn.Module) -> nn.Module:
-    """The network a base's forward steps address (a supernet's inner net)."""
-    return net.net if isinstance(net, Supernet) else net
-
-
 class FrozenPrefix:
     """A base's forward, split at the scope: `prefix` (frozen) then `tail` (trained).
 
@@ -88,11 +83,11 @@ class FrozenPrefix:
 
     def prefix(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Features at the scope boundary of `net` (any net of the space) for inputs `x`."""
-        return run_steps(_body(net), self.spec.steps[:self.start], x)
+        return run_steps(unwrap(net), self.spec.steps[:self.start], x)
 
     def tail(self, net: nn.Module, features: torch.Tensor) -> torch.Tensor:
         """Logits of `net` from scope-boundary features; `tail(net, prefix(net, x)) == net(x)`."""
-        return run_steps(_body(net), self.spec.steps[self.start:], features)
+        return run_steps(unwrap(net), self.spec.steps[self.start:], features)
 
     @torch.no_grad()
     def encode(self, net: nn.Module, images: torch.Tensor, transform: BatchTransform,
@@ -112,7 +107,7 @@ class FrozenPrefix:
         Returns:
             Features (N, C, H, W) on `device`.
         """
-        body = _body(net).eval()
+        body = unwrap(net).eval()
         batch_size = batch_size or encode_batch_size(transform.image_size, device)
         parts = []
         for i in range(0, len(images), batch_size):
@@ -125,7 +120,7 @@ class FrozenPrefix:
                       device: torch.device) -> int:
         """Bytes of one image's features (a one-image probe through the prefix)."""
         size = transform.image_size
-        probe = self.prefix(_body(net).eval(), torch.zeros(1, 3, size, size, device=device))
+        probe = self.prefix(unwrap(net).eval(), torch.zeros(1, 3, size, size, device=device))
         return probe.numel() * probe.element_size()
 
 
@@ -171,7 +166,7 @@ _LAST: dict[tuple, torch.Tensor] = {}
 
 def _prefix_digest(net: nn.Module, prefix: FrozenPrefix) -> str:
     """A hash of every parameter and buffer the prefix runs with."""
-    body, h = _body(net), hashlib.blake2b(digest_size=16)
+    body, h = unwrap(net), hashlib.blake2b(digest_size=16)
     for step in prefix.spec.steps[:prefix.start]:
         if step.startswith("@"):
             continue
@@ -179,6 +174,26 @@ def _prefix_digest(net: nn.Module, prefix: FrozenPrefix) -> str:
             h.update(f"{step}.{key}{tuple(value.shape)}{value.dtype}".encode())
             h.update(value.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy())
     return h.hexdigest()
+
+
+def _cached_views(net: nn.Module, prefix: FrozenPrefix, dataset: Dataset, images: torch.Tensor,
+                  transform: BatchTransform, views: int, seed: int, device: torch.device,
+                  amp: bool) -> tuple[torch.Tensor, bool]:
+    """(views, N, C, H, W) prefix features of the training images, and whether they were
+    built earlier in this process (`_LAST`) for the same prefix weights, data, views and seed."""
+    key = (prefix.spec.name, prefix.start, _prefix_digest(net, prefix), dataset.fingerprint(),
+           transform, views, seed, str(device), amp)
+    features = _LAST.get(key)
+    if features is not None:
+        return features, True
+    _LAST.clear()
+    aug = augments(transform)
+    with autocast(device, amp):
+        features = torch.stack([prefix.encode(net, images, transform, device,
+                                              (seed, "views", v) if aug else None)
+                                for v in range(views)])
+    _LAST[key] = features
+    return features, False
 
 
 def train_batches(net: nn.Module, spec: BaseSpec, trainable: Sequence[str], dataset: Dataset,
@@ -226,18 +241,8 @@ def train_batches(net: nn.Module, spec: BaseSpec, trainable: Sequence[str], data
                  config.max_bytes / 2**30)
         return full
     started = time.perf_counter()
-    key = (spec.name, prefix.start, _prefix_digest(net, prefix), dataset.fingerprint(),
-           transform, views, seed, str(device), amp)
-    features = _LAST.get(key)
-    reused = features is not None
-    if not reused:
-        _LAST.clear()
-        aug = augments(transform)
-        with autocast(device, amp):
-            features = torch.stack([prefix.encode(net, images, transform, device,
-                                                  (seed, "views", v) if aug else None)
-                                    for v in range(views)])  # (views, N, C, H, W)
-        _LAST[key] = features
+    features, reused = _cached_views(net, prefix, dataset, images, transform, views, seed,
+                                     device, amp)
     seconds = time.perf_counter() - started
     log.info("%d view(s) of %d training images cached at the scope boundary: %.0f MiB, %.1f s",
              views, len(images), need / 2**20, seconds)

@@ -1,0 +1,90 @@
+"""The one owner of what a run writes: the file names of every output folder and the names of
+the metrics in them.
+
+A metric has one name everywhere: in a search's `summary.json`, a model's `metrics.json`, the
+pipeline's evaluation, the step, artifact and model-version metadata, the CLI's output and the
+README. Code that writes or reads these files takes the names from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SearchFiles:
+    """A search's output folder (`archft search --out`, the `search` step's artifact)."""
+
+    architecture: str = "architecture.json"
+    summary: str = "summary.json"
+    history: str = "search_history.jsonl"
+    heatmap: str = "action_heatmap.png"
+    reward_curve: str = "reward_curve.png"
+    supernet: str = "supernet.safetensors"
+    checkpoint: str = "checkpoint.pt"  # only while the search is unfinished
+
+
+@dataclass(frozen=True)
+class SupernetFiles:
+    """The `build_supernet` step's artifact: the space and its remapped supernet."""
+
+    space: str = "space.json"
+    supernet: str = "supernet.safetensors"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A model directory (`archft finetune --out`, the `finetune` and `vanilla_baseline`
+    artifacts)."""
+
+    architecture: str = "architecture.json"
+    weights: str = "weights.safetensors"
+    metrics: str = "metrics.json"
+    accuracy_curve: str = "accuracy_curve.png"
+
+
+@dataclass(frozen=True)
+class OnnxFiles:
+    """An export folder (`archft export --out`, the `export_onnx` artifact)."""
+
+    model: str = "model.onnx"
+    report: str = "onnx_report.json"
+    export: str = "export.json"
+
+
+@dataclass(frozen=True)
+class ResultFiles:
+    """What `run.py` copies out of a finished pipeline run (`--results`), besides the search,
+    model, vanilla and onnx folders."""
+
+    evaluation: str = "evaluation.json"
+    promotion: str = "promotion.json"
+    validation_report: str = "validation_report.html"
+    compare_json: str = "compare.json"
+    compare_md: str = "compare.md"
+
+
+SEARCH = SearchFiles()
+SUPERNET = SupernetFiles()
+MODEL = ModelFiles()
+ONNX = OnnxFiles()
+RESULTS = ResultFiles()
+
+# Metrics of a search (summary.json; the search step and artifact metadata; the evaluation).
+SEARCH_METRICS = ("strategy", "num_decisions", "num_subnets", "search_budget", "search_steps",
+                  "stopped_early", "early_stop_step", "search_cost_saved",
+                  "supernet_val_accuracy", "search_seconds")
+# Metrics of a fine-tuned model (metrics.json; the finetune/vanilla artifacts' metadata).
+# `test_accuracy` is the model's own, in torch; `onnx_test_accuracy` its ONNX export's.
+MODEL_METRICS = ("kind", "base", "scope", "finetune_steps", "val_accuracy", "test_accuracy",
+                 "trainable_parameters", "parameters", "finetune_seconds")
+# The evaluation of an exported model (the evaluate step; copied onto the model version).
+EVALUATION_METRICS = ("test_accuracy", "onnx_test_accuracy", "onnx_top1_agreement",
+                      "onnx_max_logit_difference", "onnxruntime_batch1_ms",
+                      "onnxruntime_batch64_ms",
+                      "val_accuracy", "architecture", "base", "scope", "strategy",
+                      "num_subnets", "early_stop_step", "search_steps", "search_budget",
+                      "search_cost_saved", "vanilla_test_accuracy", "gain_over_vanilla",
+                      "dataset", "dataset_fingerprint", "dvc_hash")
+# What a promotion compares: the accuracy of the artefact that is deployed.
+PROMOTION_METRIC = "onnx_test_accuracy"
