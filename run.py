@@ -32,22 +32,15 @@ def check_config(path: Path) -> dict:
     Raises:
         ConfigError: naming the file and the problem.
     """
-    import yaml
+    from archft.runconfig import RunConfig, read_config_file
 
-    from archft.runconfig import RunConfig
-
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    config = read_config_file(path)
     if not isinstance(config, dict) or not isinstance(config.get("parameters"), dict):
         raise ConfigError(f"{path}: expected a mapping with a 'parameters' section")
+    run = RunConfig.from_dict(config["parameters"], str(path))
     for name in ("data", "space", "search", "finetune"):
         if not isinstance(config["parameters"].get(name), dict):
             raise ConfigError(f"{path}: parameters.{name} must be a mapping")
-    run = RunConfig.from_dict(config["parameters"], str(path))
     kind, _, where = run.data.source.partition(":")
     if kind == "imagefolder" and where and not Path(where).expanduser().is_dir():
         raise ConfigError(f"image folder not found: {where} (if dvc.yaml produces it, run "

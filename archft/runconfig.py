@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
@@ -154,23 +155,30 @@ class RunConfig:
         return RunConfig.from_dict(plain, source)
 
 
-def load_run_config(path: str, overrides: Iterable[str] = ()) -> RunConfig:
+def read_config_file(path: str | Path) -> Any:
+    """A YAML configuration file, parsed.
+
+    Raises:
+        ConfigError: the file is missing or not YAML.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+def load_run_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
     """A run configuration from a YAML file: a ZenML run configuration (its `parameters`) or
     a file of the sections alone, then `overrides`.
 
     Raises:
         ConfigError: the file is missing, not YAML, or does not check.
     """
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    data = read_config_file(path)
     if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
         data = data["parameters"]
-    config = RunConfig.from_dict(data, str(p))
+    config = RunConfig.from_dict(data, str(path))
     return config.with_overrides(overrides) if overrides else config
