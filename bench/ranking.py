@@ -2,7 +2,7 @@
 
 Trains one supernet with fair sampling (the search's supernet phase without a controller), then
 scores a sample of architectures (the base's own and uniformly drawn ones) with every reward of
-`archft.train.SCORES` on the whole validation split, with and without BatchNorm recalibration,
+`archft.engine.SCORES` on the whole validation split, with and without BatchNorm recalibration,
 fine-tunes every architecture with the stage-2 defaults and reports each reward's rank
 correlation (Spearman, Kendall) with the fine-tuned test and validation accuracy.
 

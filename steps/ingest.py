@@ -16,7 +16,7 @@ from steps.artifacts import counting_decodes
 
 
 def data_version(data: dict) -> str | None:
-    """The cache key of `ingest` (see `archft.manifest.source_version`), or None when the
+    """The cache key of `ingest` (see `archft.data.survey.source_version`), or None when the
     source is not on this machine (a remote orchestrator): ingest then always runs."""
     try:
         return source_version(DataConfig.from_dict(data))

@@ -1,4 +1,4 @@
-"""Validation shared by the frozen config dataclasses (search, fine-tuning)."""
+"""Checks shared by the frozen config dataclasses (data, space, search, fine-tuning)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ class ScopedEvaluator:
     """Logits and accuracy of nets that share a frozen prefix, on one fixed (unaugmented) split.
 
     Everything before the scope is frozen, so its output for an image is the same for every
-    subnet and every training step: it is computed once here (`archft.features.FrozenPrefix`),
+    subnet and every training step: it is computed once here (`features.FrozenPrefix`),
     and each evaluation runs only the in-scope tail. (Lite0, small scope, 32 px, 2 CPU threads:
     a 143-image forward takes 0.24 s, the tail alone a few ms; see docs/BENCHMARKS.md.) When the
     cached features would exceed `max_bytes`, evaluation falls back to full forwards.

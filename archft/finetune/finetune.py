@@ -57,7 +57,7 @@ class FinetuneConfig:
         init: "pretrained" (remapped pretrained weights) or "supernet" (the searched weights).
         vanilla: fine-tune the unmodified base instead (the baseline).
         eval_every: steps between points of the val/test curves.
-        features: training on cached frozen-prefix features (`archft.features`).
+        features: training on cached frozen-prefix features (`archft.engine.features`).
         seed: seeds everything.
         device: "auto", "cpu" or "cuda".
         amp: bf16 autocast on CUDA.

@@ -36,7 +36,7 @@ class SearchConfig:
         baseline_decay: decay of the moving-average reward baseline.
         entropy_weight: weight of the entropy bonus.
         gamma: discount of eq. 4.
-        reward: what a sampled subnet earns on validation images (`archft.train.SCORES`):
+        reward: what a sampled subnet earns on validation images (`archft.engine.SCORES`):
             "accuracy" (the paper's), "neg_loss" (minus the mean cross-entropy) or "margin"
             (mean p(true) - max p(other)). Accuracy saturates when the supernet classifies
             nearly every validation image; the other two keep ranking subnets then.
@@ -60,7 +60,7 @@ class SearchConfig:
         darts_lr: Adam learning rate of the DARTS architecture weights.
         darts_weight_decay: their weight decay.
         early_stop: early-stopping criterion.
-        features: training on cached frozen-prefix features (`archft.features`).
+        features: training on cached frozen-prefix features (`archft.engine.features`).
         checkpoint_every: steps between checkpoints.
         seed: seeds everything.
         device: "auto", "cpu" or "cuda".
