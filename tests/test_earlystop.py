@@ -26,6 +26,19 @@ def test_fires_when_greedy_is_stable_and_reward_flat():
     assert fired is not None and "unchanged for 20" in s.reason
 
 
+def test_an_unchanged_greedy_of_an_unsure_controller_is_not_settled():
+    """With min_top_p, a greedy architecture that stays the same because the controller has
+    not moved from near-uniform (the benchmark's case) does not count; the same history with a
+    confident controller does."""
+    def run(top):
+        rng = random.Random(1)
+        s = EarlyStopper(EarlyStopConfig(window=20, min_updates=40, min_top_p=0.5))
+        return _feed(s, 300, lambda u: 0.8 + rng.gauss(0, 0.01),
+                     lambda u: [[top] + [(1 - top) / 5] * 5] * 2, lambda u: [0, 0])
+    assert run(0.18) is None
+    assert run(0.55) is not None
+
+
 def test_does_not_fire_on_a_noisy_history():
     rng = random.Random(2)
     s = EarlyStopper(EarlyStopConfig(window=20, min_updates=40))

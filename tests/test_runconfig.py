@@ -51,6 +51,22 @@ def test_overrides_reach_every_field():
             RunConfig().with_overrides([pair])
 
 
+def test_scalar_fields_are_type_checked():
+    """YAML 1.1 reads 3e-3 (no dot) as a string: a float field takes it as the number; a value
+    of the wrong type is named instead of failing later inside torch."""
+    config = RunConfig().with_overrides(["search.controller_lr=3e-3", "finetune.lr=1",
+                                         "search.early_stop.min_top_p=0.5"])
+    assert config.search.controller_lr == 0.003 and isinstance(config.finetune.lr, float)
+    assert config.search.early_stop.min_top_p == 0.5
+    for pair, message in (("search.controller_lr=fast", "'controller_lr' must be a number"),
+                          ("search.budget=2.5", "'budget' must be an integer"),
+                          ("search.early_stop.dry_run=3", "'dry_run' must be true/false"),
+                          ("search.early_stop.min_top_p=1.5", "min_top_p must be a probability"),
+                          ("space.base=7", "'base' must be a string")):
+        with pytest.raises(ConfigError, match=message):
+            RunConfig().with_overrides([pair])
+
+
 @pytest.mark.parametrize("name", sorted(c.name for c in (ROOT / "configs").glob("*.yaml")))
 def test_every_shipped_config_loads(name):
     config = load_run_config(ROOT / "configs" / name)

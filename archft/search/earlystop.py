@@ -2,7 +2,11 @@
 
 The search stops when the controller has settled AND its reward has plateaued:
 - settled: every decision's most likely candidate has probability >= tau, or the greedy
-  architecture has not changed for `window` consecutive controller updates;
+  architecture has not changed for `window` consecutive controller updates while every
+  decision's top candidate has probability >= min_top_p (an unchanged greedy pick of a
+  controller that is still close to uniform says nothing: at the paper's controller learning
+  rate it fired in every benchmark run with top probabilities of 0.17-0.25 of 6 candidates,
+  and the stopped architecture was never the full-budget one);
 - plateau: the mean reward of the last `window` updates exceeds the mean of the `window` before
   by at most `eps`, with confidence: rise + z * SE(rise) <= eps. Rewards of sampled subnets are
   noisy (different candidates, different minibatches), and a plain "rose <= eps" test passes by
@@ -16,12 +20,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from archft.core.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class EarlyStopConfig:
     """Attributes:
         enabled: stop early at all.
         tau: probability a decision's top candidate must reach to count as settled.
+        min_top_p: probability every decision's top candidate must reach before an unchanged
+            greedy architecture counts as settled (0: any controller, the earlier rule).
         window: W, in controller updates.
         eps: largest rise of the windowed mean reward that still counts as a plateau.
         z: standard errors added to the measured rise before comparing it with eps.
@@ -36,12 +44,21 @@ class EarlyStopConfig:
 
     enabled: bool = True
     tau: float = 0.9
+    min_top_p: float = 0.0
     window: int = 50
     eps: float = 0.005
     z: float = 1.0
     min_updates: int = 100
     min_fraction: float = 0.25
     dry_run: bool = False
+
+    def __post_init__(self):
+        for name in ("tau", "min_top_p", "min_fraction"):
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not 0 <= value <= 1:
+                raise ConfigError(f"early_stop.{name} must be a probability in [0, 1], got "
+                                  f"{value!r}")
 
 
 def _mean(xs: list[float]) -> float:
@@ -70,8 +87,10 @@ class EarlyStopper:
         w = self.config.window
         if all(max(p) >= self.config.tau for p in probs):
             return f"every decision's top candidate has p >= {self.config.tau}"
-        if len(self.greedy) >= w and len(set(self.greedy[-w:])) == 1:
-            return f"greedy architecture unchanged for {w} updates"
+        confident = all(max(p) >= self.config.min_top_p for p in probs)
+        if confident and len(self.greedy) >= w and len(set(self.greedy[-w:])) == 1:
+            return (f"greedy architecture unchanged for {w} updates"
+                    + (f" with top p >= {self.config.min_top_p}" if self.config.min_top_p else ""))
         return ""
 
     def plateaued(self) -> bool:
