@@ -5,7 +5,7 @@ The search stops when the controller has settled AND its reward has plateaued:
   architecture has not changed for `window` consecutive controller updates while every
   decision's top candidate has probability >= min_top_p (an unchanged greedy pick of a
   controller that is still close to uniform says nothing: at the paper's controller learning
-  rate it fired in every benchmark run with top probabilities of 0.17-0.25 of 6 candidates,
+  rate it fired in every benchmark run with top probabilities of about 0.17 of 6 candidates,
   and the stopped architecture was never the full-budget one);
 - plateau: the mean reward of the last `window` updates exceeds the mean of the `window` before
   by at most `eps`, with confidence: rise + z * SE(rise) <= eps. Rewards of sampled subnets are
