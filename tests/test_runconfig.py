@@ -61,7 +61,7 @@ def test_scalar_fields_are_type_checked():
     for pair, message in (("search.controller_lr=fast", "'controller_lr' must be a number"),
                           ("search.budget=2.5", "'budget' must be an integer"),
                           ("search.early_stop.dry_run=3", "'dry_run' must be true/false"),
-                          ("search.early_stop.min_top_p=1.5", "min_top_p must be a probability"),
+                          ("search.early_stop.min_top_p=1.5", "min_top_p must be a number in"),
                           ("space.base=7", "'base' must be a string")):
         with pytest.raises(ConfigError, match=message):
             RunConfig().with_overrides([pair])

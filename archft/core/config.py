@@ -65,7 +65,7 @@ def _checked_scalar(value: Any, hint: Any, what: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-    if any(type(value) is t or (t is float and type(value) is float) for t in allowed):
+    if type(value) in allowed:  # exactly: a bool is not an int here
         return value
     names = " or ".join("null" if t is type(None) else {bool: "true/false", int: "an integer",
                         float: "a number", str: "a string"}[t] for t in allowed)

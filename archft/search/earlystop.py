@@ -57,7 +57,7 @@ class EarlyStopConfig:
             value = getattr(self, name)
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not number or not 0 <= value <= 1:
-                raise ConfigError(f"early_stop.{name} must be a probability in [0, 1], got "
+                raise ConfigError(f"early_stop.{name} must be a number in [0, 1], got "
                                   f"{value!r}")
 
 
