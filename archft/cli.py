@@ -33,7 +33,8 @@ RUN_FLAGS = {"seed": "{run}.seed", "device": "{run}.device", "amp": "{run}.amp",
 SEARCH_FLAGS = {"strategy": "search.strategy", "budget": "search.budget",
                 "controller_lr": "search.controller_lr",
                 "controller_steps": "search.controller_steps", "reward": "search.reward",
-                "warmup": "search.warmup", "sampling": "search.sampling",
+                "warmup": "search.warmup", "ranking": "search.ranking",
+                "sampling": "search.sampling",
                 "bn_recalibration": "search.bn_recalibration",
                 "early_stop": "search.early_stop.enabled", "tau": "search.early_stop.tau",
                 "window": "search.early_stop.window", "eps": "search.early_stop.eps",
@@ -277,6 +278,8 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reward", help="accuracy, neg_loss or margin on validation images")
     p.add_argument("--warmup", type=float, help="fraction of the budget trained with fair "
                    "sampling before the controller learns")
+    p.add_argument("--ranking", type=float, help="fraction of the budget, at its end, in which "
+                   "the supernet is fixed and only the controller learns")
     p.add_argument("--sampling", help="controller (ENAS) or fair: how supernet steps pick "
                    "their subnet")
     p.add_argument("--bn-recalibration", type=int, help="training batches that recompute a "

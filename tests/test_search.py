@@ -181,6 +181,31 @@ def test_warmup_trains_before_the_controller_learns(tmp_path, digits, space):
     assert s["controller_updates"] == 12  # 6 rounds of 2 after the warm-up
 
 
+def test_ranking_phase_fixes_the_supernet_and_holds_the_stop_back(tmp_path, digits, space):
+    import torch
+    from safetensors.torch import load_file
+
+    # The last 6 of 12 steps train nothing: the supernet after them is the one after step 6.
+    short = run_search(space, digits, DATA, _config(budget=6), tmp_path / "six")
+    cfg = _config(ranking=0.5)
+    s = run_search(space, digits, DATA, cfg, tmp_path / "rank")
+    assert s["ranking_steps"] == 6 and s["search_steps"] == 12
+    assert s["images_seen"] == short["images_seen"] == 6 * 64
+    assert s["subnets_sampled"] == 6 + 24 and s["controller_updates"] == 24
+    a, b = (load_file(str(tmp_path / d / "supernet.safetensors")) for d in ("six", "rank"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # Every step of the phase is a round of controller updates.
+    assert [h["step"] for h in _history(tmp_path / "rank")] == [t for t in range(1, 13)
+                                                                   for _ in range(2)]
+    # An early stop that would fire at step 5 without the phase waits for its first step.
+    stop = EarlyStopConfig(tau=0.1, window=5, eps=10.0, min_updates=10, min_fraction=0)
+    free = run_search(space, digits, DATA, _config(budget=20, early_stop=stop), tmp_path / "f")
+    held = run_search(space, digits, DATA, _config(budget=20, early_stop=stop, ranking=0.5),
+                      tmp_path / "h")
+    assert free["early_stop_step"] == 5 and held["early_stop_step"] == 10
+    assert held["stopped_early"] and held["search_steps"] == 10
+
+
 @pytest.mark.parametrize("reward", ["neg_loss", "margin"])
 def test_reward_kinds(tmp_path, digits, space, reward):
     s = run_search(space, digits, DATA, _config(budget=4, reward=reward, bn_recalibration=2),
@@ -239,6 +264,8 @@ def test_dry_run_early_stop_records_the_stop_and_runs_the_budget(tmp_path, digit
 @pytest.mark.parametrize("kw,match", [({"reward": "loss"}, "unknown reward"),
                                       ({"sampling": "uniform"}, "unknown sampling"),
                                       ({"warmup": 1.0}, "warmup"),
+                                      ({"ranking": 1.0}, "ranking"),
+                                      ({"ranking": 0.5, "warmup": 0.6}, "warmup \\+ ranking"),
                                       ({"bn_recalibration": -1}, "bn_recalibration")])
 def test_bad_search_options(kw, match):
     with pytest.raises(ConfigError, match=match):

@@ -48,6 +48,12 @@ class SearchConfig:
             the DARTS architecture weights) starts to learn; no early stop before it ends.
             Remapped candidates that preserve the base's function start ahead, and a
             controller learning from the first step locks onto that head start.
+        ranking: fraction of the budget, at its end, in which the supernet no longer trains:
+            each of those steps is only a round of architecture updates on fixed weights (the
+            decoupled ranking of one-shot NAS, as in SPOS). While the supernet trains, every
+            candidate's reward drifts and the controller follows it; on fixed weights its
+            rewards are stationary, so once it settles it stays. No early stop before this
+            phase begins (0: the supernet trains at every step, the paper's alternation).
         sampling: how a single-path strategy picks the subnet of a supernet training step
             after the warm-up: "controller" (the strategy's own: the controller's sample for
             REINFORCE as in ENAS, uniform for random search) or "fair" (every candidate of
@@ -87,6 +93,7 @@ class SearchConfig:
     reward_batch: int = 256
     bn_recalibration: int = 0
     warmup: float = 0.0
+    ranking: float = 0.0
     sampling: str = "controller"
     random_samples: int = 20
     darts_steps: int = 1
@@ -112,6 +119,9 @@ class SearchConfig:
                               f"{', '.join(SAMPLINGS)}")
         if not 0 <= self.warmup < 1:
             raise ConfigError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
+        if not 0 <= self.ranking < 1 or self.warmup + self.ranking > 1:
+            raise ConfigError(f"ranking must be a fraction in [0, 1) with warmup + ranking <= 1, "
+                              f"got ranking={self.ranking!r}, warmup={self.warmup!r}")
         if not isinstance(self.bn_recalibration, int) or self.bn_recalibration < 0:
             raise ConfigError(f"bn_recalibration must be an integer >= 0, got "
                               f"{self.bn_recalibration!r}")

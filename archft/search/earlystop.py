@@ -76,6 +76,8 @@ class EarlyStopper:
 
     config: EarlyStopConfig
     budget: int | None = None
+    # No stop at a step before this one (a search's ranking phase: `SearchConfig.ranking`).
+    start: int = 0
     rewards: list[float] = field(default_factory=list)
     greedy: list[tuple[int, ...]] = field(default_factory=list)
     fired_at: int | None = None
@@ -126,6 +128,8 @@ class EarlyStopper:
         if len(self.rewards) < self.config.min_updates:
             return False
         if self.budget is not None and step < self.config.min_fraction * self.budget:
+            return False
+        if step < self.start:
             return False
         why = self.settled(probs)
         if why and self.plateaued():

@@ -3,6 +3,8 @@
 A `SearchRun` trains the supernet one step at a time (the step's subnet from the strategy, or
 from fair sampling during the warm-up), and at the end of every round lets the strategy update
 its architecture choice (`archft.search.strategies`); the early stop watches those updates.
+In the ranking phase at the end of the budget (`SearchConfig.ranking`) a step trains nothing:
+it is only a round of architecture updates on the fixed supernet.
 The run checkpoints every `checkpoint_every` steps; every random draw is a pure function of
 (seed, step), so `resume=True` continues an interrupted search exactly as the uninterrupted one
 would have gone on.
@@ -125,9 +127,12 @@ class SearchRun:
         self.strategy = STRATEGY_CLASSES[config.strategy](Context(
             space, self.supernet, config, self.device, self.val, self.reward))
         self.warm = int(config.warmup * config.budget)
+        # The first step of the ranking phase (the budget when there is none).
+        self.ranking_from = config.budget - int(config.ranking * config.budget)
         self.opt = torch.optim.SGD(list(self.supernet.trainable_parameters()), lr=config.lr,
                                    momentum=config.momentum, weight_decay=config.weight_decay)
-        self.stopper = EarlyStopper(config.early_stop, budget=config.budget)
+        self.stopper = EarlyStopper(config.early_stop, budget=config.budget,
+                                    start=self.ranking_from if config.ranking else 0)
         self.state = _State()
         self.history: list[Update] = []
 
@@ -220,9 +225,10 @@ class SearchRun:
         """One supernet step and, at the end of a round, the architecture updates; returns
         whether the search stops now."""
         step = self.state.step
-        self._set_training_arch(step)
-        y = stepper.step(step)
-        self.state.step, self.state.images = step + 1, self.state.images + len(y)
+        if step < self.ranking_from:
+            self._set_training_arch(step)
+            self.state.images += len(stepper.step(step))
+        self.state.step = step + 1
         if self.state.step <= self.warm:
             bar.set_postfix(phase="warm-up", refresh=False)
             return False
@@ -232,7 +238,10 @@ class SearchRun:
         post = {"reward": f"{last.reward:.3f}"}
         if last.entropy is not None:
             post["entropy"] = f"{last.entropy:.2f}"
-        post["train_acc"] = f"{stepper.accuracy():.3f}"  # SYNC: progress bar
+        if step < self.ranking_from:
+            post["train_acc"] = f"{stepper.accuracy():.3f}"  # SYNC: progress bar
+        else:
+            post["phase"] = "ranking"
         bar.set_postfix(post, refresh=False)
         return self.stopped
 
@@ -299,6 +308,7 @@ class SearchRun:
             "strategy": c.strategy, "base": space.base, "scope": space.scope,
             "num_decisions": space.num_decisions, "num_subnets": space.num_subnets,
             "search_budget": c.budget, "search_steps": s.step, "warmup_steps": self.warm,
+            "ranking_steps": c.budget - self.ranking_from,
             "stopped_early": self.stopped, "early_stop_step": stop.fired_at,
             "stop_reason": stop.reason or None,
             "greedy_at_stop": (space.describe(stop.arch_at_stop)
@@ -306,7 +316,8 @@ class SearchRun:
             "search_cost_saved": round(1 - s.step / c.budget, 4),
             "early_stop_saving": (round(1 - stop.fired_at / c.budget, 4)
                                   if stop.fired_at is not None else None),
-            "controller_updates": s.updates, "subnets_sampled": s.step + s.updates,
+            "controller_updates": s.updates,
+            "subnets_sampled": min(s.step, self.ranking_from) + s.updates,
             "images_seen": s.images, "search_seconds": round(s.wall, 2),
             "device": str(self.device), "threads": torch.get_num_threads(),
             "features": self.batches.info, "architecture": architecture.names,
