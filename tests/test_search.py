@@ -194,9 +194,14 @@ def test_ranking_phase_fixes_the_supernet_and_holds_the_stop_back(tmp_path, digi
     assert s["subnets_sampled"] == 6 + 24 and s["controller_updates"] == 24
     a, b = (load_file(str(tmp_path / d / "supernet.safetensors")) for d in ("six", "rank"))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    # Every step of the phase is a round of controller updates.
-    assert [h["step"] for h in _history(tmp_path / "rank")] == [t for t in range(1, 13)
-                                                                   for _ in range(2)]
+    # Every step of the phase is a round of controller updates, each subnet scored once there
+    # on the whole validation split: the same architecture earns the same reward.
+    history = _history(tmp_path / "rank")
+    assert [h["step"] for h in history] == [t for t in range(1, 13) for _ in range(2)]
+    ranked = {}
+    for h in history[10:]:
+        assert ranked.setdefault(tuple(h["arch"]), h["reward"]) == h["reward"]
+    assert s["ranking_subnets_scored"] == len(ranked) >= 1
     # An early stop that would fire at step 5 without the phase waits for its first step.
     stop = EarlyStopConfig(tau=0.1, window=5, eps=10.0, min_updates=10, min_fraction=0)
     free = run_search(space, digits, DATA, _config(budget=20, early_stop=stop), tmp_path / "f")

@@ -135,6 +135,7 @@ class SearchRun:
                                     start=self.ranking_from if config.ranking else 0)
         self.state = _State()
         self.history: list[Update] = []
+        self.ranked: dict[tuple[int, ...], float] = {}  # rewards on the fixed supernet
 
     def _supernet(self, init: dict[str, torch.Tensor] | None):
         if init is None:
@@ -160,7 +161,21 @@ class SearchRun:
                                                      c.bn_recalibration)]
 
     def reward(self, idx: torch.Tensor | None = None) -> float:
-        """The active subnet's reward on validation rows `idx` (all of them if None)."""
+        """The active subnet's reward on validation rows `idx` (all of them if None).
+
+        In the ranking phase the weights no longer change, so a subnet's reward is a function of
+        its architecture: it is taken on the whole validation split, once per architecture, and
+        remembered (a settled controller samples the same few subnets again and again).
+        """
+        fixed = self.config.ranking and self.state.step >= self.ranking_from
+        if fixed and self.strategy.single_path:
+            key = tuple(self.supernet.architecture)
+            if key not in self.ranked:
+                self.ranked[key] = self._score(None)
+            return self.ranked[key]
+        return self._score(idx)
+
+    def _score(self, idx: torch.Tensor | None) -> float:
         c = self.config
         if not self.recal:
             return self.val.score(self.supernet, idx, c.reward)  # SYNC: REINFORCE needs it
@@ -309,6 +324,7 @@ class SearchRun:
             "num_decisions": space.num_decisions, "num_subnets": space.num_subnets,
             "search_budget": c.budget, "search_steps": s.step, "warmup_steps": self.warm,
             "ranking_steps": c.budget - self.ranking_from,
+            "ranking_subnets_scored": len(self.ranked),
             "stopped_early": self.stopped, "early_stop_step": stop.fired_at,
             "stop_reason": stop.reason or None,
             "greedy_at_stop": (space.describe(stop.arch_at_stop)
