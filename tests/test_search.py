@@ -202,13 +202,14 @@ def test_ranking_phase_fixes_the_supernet_and_holds_the_stop_back(tmp_path, digi
     for h in history[10:]:
         assert ranked.setdefault(tuple(h["arch"]), h["reward"]) == h["reward"]
     assert s["ranking_subnets_scored"] == len(ranked) >= 1
-    # An early stop that would fire at step 5 without the phase waits for its first step.
+    # An early stop that would fire at step 5 without the phase judges only the phase's own
+    # updates: 10 of them (min_updates; 2 per round) from step 10 on, so it fires at step 14.
     stop = EarlyStopConfig(tau=0.1, window=5, eps=10.0, min_updates=10, min_fraction=0)
     free = run_search(space, digits, DATA, _config(budget=20, early_stop=stop), tmp_path / "f")
     held = run_search(space, digits, DATA, _config(budget=20, early_stop=stop, ranking=0.5),
                       tmp_path / "h")
-    assert free["early_stop_step"] == 5 and held["early_stop_step"] == 10
-    assert held["stopped_early"] and held["search_steps"] == 10
+    assert free["early_stop_step"] == 5 and held["early_stop_step"] == 14
+    assert held["stopped_early"] and held["search_steps"] == 14
 
 
 @pytest.mark.parametrize("reward", ["neg_loss", "margin"])

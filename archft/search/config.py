@@ -52,8 +52,9 @@ class SearchConfig:
             each of those steps is only a round of architecture updates on fixed weights (the
             decoupled ranking of one-shot NAS, as in SPOS). While the supernet trains, every
             candidate's reward drifts and the controller follows it; on fixed weights its
-            rewards are stationary, so once it settles it stays. No early stop before this
-            phase begins (0: the supernet trains at every step, the paper's alternation).
+            rewards are stationary. No early stop before this
+            phase begins, and the stop judges only the updates of the phase (0: the supernet
+            trains at every step, the paper's alternation).
         sampling: how a single-path strategy picks the subnet of a supernet training step
             after the warm-up: "controller" (the strategy's own: the controller's sample for
             REINFORCE as in ENAS, uniform for random search) or "fair" (every candidate of

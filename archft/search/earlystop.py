@@ -76,7 +76,9 @@ class EarlyStopper:
 
     config: EarlyStopConfig
     budget: int | None = None
-    # No stop at a step before this one (a search's ranking phase: `SearchConfig.ranking`).
+    # Updates before this step are ignored (a search's ranking phase, `SearchConfig.ranking`:
+    # the stop judges the controller on the fixed supernet only, its windows and min_updates
+    # counted from the phase's first round).
     start: int = 0
     rewards: list[float] = field(default_factory=list)
     greedy: list[tuple[int, ...]] = field(default_factory=list)
@@ -117,6 +119,8 @@ class EarlyStopper:
         Returns:
             True if the search should stop now.
         """
+        if step < self.start:  # judged on the ranking phase's own updates only
+            return False
         self.rewards.append(float(reward))
         self.greedy.append(tuple(greedy))
         if self.fired_at is not None:
@@ -128,8 +132,6 @@ class EarlyStopper:
         if len(self.rewards) < self.config.min_updates:
             return False
         if self.budget is not None and step < self.config.min_fraction * self.budget:
-            return False
-        if step < self.start:
             return False
         why = self.settled(probs)
         if why and self.plateaued():
