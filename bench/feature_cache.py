@@ -6,7 +6,11 @@ to the input size, random crops on the full path, `views` cached views on the ca
 four step kinds run in alternating timed blocks in one process, so that machine drift hits all
 of them. Goal: cached >= 3x the full path at 128 px, medium scope.
 
-    python bench/feature_cache.py --image-size 128 --scope medium
+`--depthwise both` also times every step kind with the in-scope depthwise convs as PyTorch's
+conv and as the banded matrix product of `archft.models.depthwise` (the default), in the same
+alternating blocks.
+
+    python bench/feature_cache.py --image-size 128 --scope medium [--depthwise both]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from archft.engine import (
     train_step,
     transforms,
 )
+from archft.models import depthwise
 from archft.nas import build_subnet, build_supernet
 from archft.space import SearchSpace
 
@@ -42,7 +47,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5, help="steps per timed block")
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--device", default="auto")
+    p.add_argument("--depthwise", choices=("banded", "conv", "both"), default="banded",
+                   help="in-scope depthwise convs: banded matrix (default), PyTorch's conv, or "
+                        "both side by side")
     args = p.parse_args()
+    band_entries = {"banded": depthwise.BANDED_MAX_ENTRIES, "conv": 0}
+    modes = list(band_entries) if args.depthwise == "both" else [args.depthwise]
     device = resolve_device(args.device)
     data = DataConfig("digits", args.image_size)
     dataset = load_dataset(data)
@@ -74,7 +84,8 @@ def main() -> None:
             step_no["n"] += 1
         train_step(nets[kind], b.forward, next(stream), opts[kind], device)
 
-    def timed(kind: str, path: str, n: int) -> float:
+    def timed(kind: str, path: str, mode: str, n: int) -> float:
+        depthwise.BANDED_MAX_ENTRIES = band_entries[mode]
         if device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
@@ -84,14 +95,17 @@ def main() -> None:
             torch.cuda.synchronize()  # SYNC: timing
         return time.perf_counter() - t
 
-    for key in batches:  # warm-up
+    keys = [(*key, mode) for key in batches for mode in modes]
+    for key in keys:  # warm-up
         timed(*key, 2)
-    totals = {key: 0.0 for key in batches}
+    totals = {key: 0.0 for key in keys}
     for _ in range(args.blocks):
-        for key in batches:
+        for key in keys:
             totals[key] += timed(*key, args.steps)
     n = args.blocks * args.steps * args.batch_size
-    ips = {f"{k}_{p}": round(n / t, 1) for (k, p), t in totals.items()}
+    ips = {f"{k}_{p}" + (f"_{m}" if len(modes) > 1 else ""): round(n / t, 1)
+           for (k, p, m), t in totals.items()}
+    sfx = f"_{modes[0]}" if len(modes) > 1 else ""
     result = {
         "base": args.base, "scope": args.scope, "image_size": args.image_size,
         "batch_size": args.batch_size, "views": args.views, "device": str(device),
@@ -99,8 +113,9 @@ def main() -> None:
         "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "train_images": len(dataset.labels("train")), "img_s": ips,
-        "speedup_search": round(ips["search_cached"] / ips["search_full"], 2),
-        "speedup_finetune": round(ips["finetune_cached"] / ips["finetune_full"], 2),
+        "depthwise": modes,
+        "speedup_search": round(ips[f"search_cached{sfx}"] / ips[f"search_full{sfx}"], 2),
+        "speedup_finetune": round(ips[f"finetune_cached{sfx}"] / ips[f"finetune_full{sfx}"], 2),
         "cache_build_s": {k: v["seconds"] for k, v in build.items()},
         "cache_mib": round(build["search"]["bytes"] / 2**20, 1),
     }

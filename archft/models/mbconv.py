@@ -13,8 +13,9 @@ import math
 from collections import OrderedDict
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from archft.models.depthwise import DepthwiseConv2d, conv2d_padded
 
 # EfficientNet-Lite0 stages as (expansion, kernel, stride, out_channels, repeats): the B0 table
 # with width = depth = 1.0; Lite drops squeeze-excitation and swaps Swish for ReLU6.
@@ -44,8 +45,7 @@ class Conv2dSame(nn.Conv2d):
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return conv2d_padded(self, x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
@@ -68,7 +68,8 @@ def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int =
     if tf_same and stride > 1:
         conv: nn.Conv2d = Conv2dSame(in_ch, out_ch, kernel, stride, 0, groups=groups, bias=False)
     else:
-        conv = nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=False)
+        cls = DepthwiseConv2d if groups == in_ch == out_ch > 1 else nn.Conv2d
+        conv = cls(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=False)
     layers = OrderedDict(conv=conv, bn=nn.BatchNorm2d(out_ch, eps=bn_eps))
     if act:
         layers["act"] = nn.ReLU6(inplace=True)
