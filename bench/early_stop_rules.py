@@ -43,9 +43,11 @@ def search(out: Path, task: str, seeds: list[int], sets: list[str]) -> None:
         run_search(space, dataset, data, config, out / task / tag / f"seed{seed}", resume=True)
 
 
-def replay(history: list[dict], budget: int, rule: EarlyStopConfig) -> tuple[int | None, bool]:
-    """Where `rule` stops on a recorded history, and whether it picks the final architecture."""
-    stopper = EarlyStopper(rule, budget=budget)
+def replay(history: list[dict], budget: int, rule: EarlyStopConfig, start: int = 0
+           ) -> tuple[int | None, bool]:
+    """Where `rule` stops on a recorded history, and whether it picks the final architecture;
+    `start`: the first step the stop judges (a ranking phase's)."""
+    stopper = EarlyStopper(rule, budget=budget, start=start)
     for row in history:
         stopper.update(row["step"], row["reward"], row["probs"], row["greedy"])
     return stopper.fired_at, stopper.arch_at_stop == history[-1]["greedy"]
@@ -57,12 +59,20 @@ def report(out: Path) -> None:
         history = [json.loads(line) for line in
                    (path.parent / "search_history.jsonl").read_text().splitlines()]
         tops = [round(min(max(p) for p in row["probs"]), 2) for row in history[::100]]
+        budget = summary["search_budget"]
+        start = budget - summary.get("ranking_steps", 0)
+        start = start if start < budget else 0
         cells = []
         for top_p, window in RULES:
-            at, same = replay(history, summary["search_budget"],
-                              EarlyStopConfig(min_top_p=top_p, window=window))
+            at, same = replay(history, budget, EarlyStopConfig(min_top_p=top_p, window=window),
+                              start)
             cells.append(f"p{top_p}/w{window}: {at if at else '-'}{'=' if same else 'x'}")
-        print(f"{path.parent.relative_to(out)}  lowest top p every 100 updates {tops}")
+        stop, final = summary["early_stop_step"], summary["architecture"]
+        same = "same as" if summary["greedy_at_stop"] == final else "not"
+        print(f"{path.parent.relative_to(out)}  lowest top p every 100 updates {tops}; "
+              f"configured stop at {stop} ({same} the full budget's {' '.join(final)}); "
+              f"{summary['search_seconds']:.0f} s, {summary.get('ranking_subnets_scored')} "
+              f"subnets scored in the ranking phase")
         print("   " + "  ".join(cells))
 
 

@@ -212,6 +212,25 @@ def test_ranking_phase_fixes_the_supernet_and_holds_the_stop_back(tmp_path, digi
     assert held["stopped_early"] and held["search_steps"] == 14
 
 
+def test_several_rollouts_per_update_earn_their_mean_reward(tmp_path, digits, space):
+    s = run_search(space, digits, DATA, _config(ranking=0.5, controller_samples=3),
+                   tmp_path / "k3")
+    # The small scope has one decision of 6 candidates: the phase scores each subnet once and
+    # lists them all, best first; each update's reward is the mean of its 3 rollouts' rewards.
+    table = {tuple(b["architecture"]): b["reward"] for b in s["ranking_best"]}
+    assert len(table) == s["ranking_subnets_scored"] <= 6
+    assert list(table.values()) == sorted(table.values(), reverse=True)
+    means = {round(sum(c) / 3, 6) for c in itertools.combinations_with_replacement(
+        table.values(), 3)}
+    phase = [h for h in _history(tmp_path / "k3") if h["step"] > 6]
+    assert len(phase) == 12 and all(round(h["reward"], 6) in means for h in phase)
+    singles = {round(v, 6) for v in table.values()}
+    assert any(round(h["reward"], 6) not in singles for h in phase)  # not one rollout's
+    assert tuple(space.describe(phase[0]["arch"])) in table
+    with pytest.raises(ConfigError, match="controller_samples"):
+        _config(controller_samples=0)
+
+
 @pytest.mark.parametrize("reward", ["neg_loss", "margin"])
 def test_reward_kinds(tmp_path, digits, space, reward):
     s = run_search(space, digits, DATA, _config(budget=4, reward=reward, bn_recalibration=2),

@@ -30,6 +30,12 @@ class SearchConfig:
         controller_steps: controller updates per round (ENAS trains its controller for many
             updates between shared-weight phases; updates are cheap here because rewards reuse
             the frozen prefix's cached validation features).
+        controller_samples: rollouts per controller update. With one (the paper's), the
+            advantage is the reward minus a moving-average baseline; with K > 1, each of the K
+            rollouts is rewarded on the same validation rows and its advantage is its reward
+            minus the mean of the other K - 1 (a leave-one-out baseline), and the update
+            follows their mean gradient: less variance per update, K rewards' cost (rewards
+            of the ranking phase are remembered, so repeats cost nothing there).
         controller_hidden: LSTM width.
         controller_layers: stacked LSTM cells.
         tanh_constant: logit squashing of the controller (None: off).
@@ -84,6 +90,7 @@ class SearchConfig:
     controller_lr: float = 3.5e-4
     controller_every: int = 1
     controller_steps: int = 5
+    controller_samples: int = 1
     controller_hidden: int = 64
     controller_layers: int = 1
     tanh_constant: float | None = 2.5
@@ -127,7 +134,8 @@ class SearchConfig:
             raise ConfigError(f"bn_recalibration must be an integer >= 0, got "
                               f"{self.bn_recalibration!r}")
         require_positive_ints(self, "budget", "batch_size", "controller_every",
-                              "controller_steps", "darts_steps", "reward_batch", "random_samples",
+                              "controller_steps", "controller_samples", "darts_steps",
+                              "reward_batch", "random_samples",
                               "checkpoint_every")
 
     def to_dict(self) -> dict:

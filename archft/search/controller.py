@@ -164,6 +164,18 @@ def reinforce_loss(log_probs: torch.Tensor, entropies: torch.Tensor, reward: flo
     return -(log_probs * returns).sum() - entropy_weight * entropies.sum()
 
 
+def leave_one_out_baselines(rewards: Sequence[float]) -> list[float]:
+    """For K rewards of K rollouts drawn from one policy, each one's baseline: the mean of the
+    other K - 1 (RLOO, Kool et al. 2019). Unbiased, since a rollout's baseline does not depend
+    on its own action, and with less variance than a moving average when rewards differ by
+    little: the rollouts of one update share their validation rows."""
+    k = len(rewards)
+    if k < 2:
+        raise ValueError("a leave-one-out baseline needs at least two rollouts")
+    total = sum(rewards)
+    return [(total - r) / (k - 1) for r in rewards]
+
+
 def update_baseline(baseline: float | None, reward: float, decay: float) -> float:
     """Exponential moving average of the reward; the first reward starts it."""
     return reward if baseline is None else decay * baseline + (1 - decay) * reward

@@ -325,6 +325,8 @@ class SearchRun:
             "search_budget": c.budget, "search_steps": s.step, "warmup_steps": self.warm,
             "ranking_steps": c.budget - self.ranking_from,
             "ranking_subnets_scored": len(self.ranked),
+            "ranking_best": [{"architecture": space.describe(a), "reward": r} for a, r in
+                             sorted(self.ranked.items(), key=lambda x: -x[1])[:10]],
             "stopped_early": self.stopped, "early_stop_step": stop.fired_at,
             "stop_reason": stop.reason or None,
             "greedy_at_stop": (space.describe(stop.arch_at_stop)

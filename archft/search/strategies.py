@@ -29,7 +29,12 @@ from archft.core.rng import derive_seed, generator
 from archft.engine.evaluator import ScopedEvaluator
 from archft.nas import Supernet
 from archft.search.config import SearchConfig
-from archft.search.controller import Controller, reinforce_loss, update_baseline
+from archft.search.controller import (
+    Controller,
+    leave_one_out_baselines,
+    reinforce_loss,
+    update_baseline,
+)
 from archft.space import SearchSpace
 
 
@@ -159,19 +164,29 @@ class Reinforce(Strategy):
 
     def update(self, u, step, rows):
         c = self.config
-        roll = self.controller.rollout(generator=generator("cpu", c.seed, "ctrl", u))
-        self.ctx.supernet.set_architecture(roll.arch)
-        reward = self.ctx.reward(rows)
-        baseline = reward if self.baseline is None else self.baseline
-        loss = reinforce_loss(roll.log_probs, roll.entropies, reward, baseline, c.gamma,
-                              c.entropy_weight)
+        g = generator("cpu", c.seed, "ctrl", u)
+        rolls = [self.controller.rollout(generator=g) for _ in range(c.controller_samples)]
+        rewards = []
+        for roll in rolls:
+            self.ctx.supernet.set_architecture(roll.arch)
+            rewards.append(self.ctx.reward(rows))
+        if len(rolls) == 1:
+            baselines = [rewards[0] if self.baseline is None else self.baseline]
+        else:
+            baselines = leave_one_out_baselines(rewards)
+        loss = sum(reinforce_loss(roll.log_probs, roll.entropies, r, b, c.gamma,
+                                  c.entropy_weight)
+                   for roll, r, b in zip(rolls, rewards, baselines)) / len(rolls)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        # The history's reward is the rollouts' mean (what the policy earns); its architecture
+        # the first rollout's.
+        reward = sum(rewards) / len(rewards)
         self.baseline = update_baseline(self.baseline, reward, c.baseline_decay)
         greedy = self.controller.rollout(greedy=True)
-        return Update(u, step, reward, self.baseline, float(roll.entropy.detach()), roll.arch,
-                      greedy.arch, [p.tolist() for p in greedy.probs])
+        return Update(u, step, reward, self.baseline, float(rolls[0].entropy.detach()),
+                      rolls[0].arch, greedy.arch, [p.tolist() for p in greedy.probs])
 
     def final(self, score):
         return self.controller.argmax()
