@@ -48,9 +48,13 @@ def replay(history: list[dict], budget: int, rule: EarlyStopConfig, start: int =
     """Where `rule` stops on a recorded history, and whether it picks the final architecture;
     `start`: the first step the stop judges (a ranking phase's)."""
     stopper = EarlyStopper(rule, budget=budget, start=start)
+
+    def pick(row: dict) -> list[int]:  # what the search returns at that row
+        return row["pick"] if row.get("pick") is not None else row["greedy"]
+
     for row in history:
-        stopper.update(row["step"], row["reward"], row["probs"], row["greedy"])
-    return stopper.fired_at, stopper.arch_at_stop == history[-1]["greedy"]
+        stopper.update(row["step"], row["reward"], row["probs"], pick(row))
+    return stopper.fired_at, stopper.arch_at_stop == pick(history[-1])
 
 
 def report(out: Path) -> None:
@@ -68,7 +72,7 @@ def report(out: Path) -> None:
                               start)
             cells.append(f"p{top_p}/w{window}: {at if at else '-'}{'=' if same else 'x'}")
         stop, final = summary["early_stop_step"], summary["architecture"]
-        same = "same as" if summary["greedy_at_stop"] == final else "not"
+        same = "same as" if summary["architecture_at_stop"] == final else "not"
         print(f"{path.parent.relative_to(out)}  lowest top p every 100 updates {tops}; "
               f"configured stop at {stop} ({same} the full budget's {' '.join(final)}); "
               f"{summary['search_seconds']:.0f} s, {summary.get('ranking_subnets_scored')} "

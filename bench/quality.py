@@ -114,8 +114,8 @@ def run_task(bench: Bench, task: str, seeds: list[int], overrides: list[str]) ->
                     "early_stop_saving": s["early_stop_saving"],
                     "full_budget_architecture": s["architecture"],
                     "config": {k: v for k, v in config.to_dict().items() if k != "progress"}}
-            if strategy == "reinforce" and s["greedy_at_stop"] is not None:
-                stopped = _indices(space, s["greedy_at_stop"])
+            if strategy == "reinforce" and s["architecture_at_stop"] is not None:
+                stopped = _indices(space, s["architecture_at_stop"])
                 info["same_as_full_budget"] = stopped == final
                 bench.finetune(task, seed, "reinforce", space, stopped, dataset, data, info)
                 if stopped != final:

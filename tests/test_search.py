@@ -80,7 +80,7 @@ def test_early_stop_records_step_and_saving(tmp_path, digits, space):
     s = run_search(space, digits, DATA, cfg, tmp_path / "es")
     assert s["stopped_early"] and s["early_stop_step"] == 10 and s["search_steps"] == 10
     assert s["search_cost_saved"] == pytest.approx(1 - 10 / 40)
-    assert s["greedy_at_stop"] is not None and "p >= 0.1" in s["stop_reason"]
+    assert s["architecture_at_stop"] is not None and "p >= 0.1" in s["stop_reason"]
     assert not (tmp_path / "es" / "checkpoint.pt").exists()
 
 
@@ -88,20 +88,23 @@ class Crash(Exception):
     pass
 
 
-def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, digits, space):
-    full = run_search(space, digits, DATA, _config(), tmp_path / "full")
+# The second: a ranking phase from step 6 whose best scored subnet is the pick; the
+# checkpoint at step 8 must carry the subnets scored so far.
+@pytest.mark.parametrize("kw", [{}, dict(ranking=0.5, controller_samples=3, final="best_scored")])
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, digits, space, kw):
+    full = run_search(space, digits, DATA, _config(**kw), tmp_path / "full")
 
     def crash(step):
         if step == 10:  # last checkpoint at step 8: steps 9 and 10 are lost and redone
             raise Crash
 
     with pytest.raises(Crash):
-        run_search(space, digits, DATA, _config(), tmp_path / "cut", on_step=crash)
+        run_search(space, digits, DATA, _config(**kw), tmp_path / "cut", on_step=crash)
     assert (tmp_path / "cut" / "checkpoint.pt").exists()
     assert len(_history(tmp_path / "cut")) == 20  # rows past the checkpoint are on disk...
     with pytest.raises(ConfigError, match="--resume"):
-        run_search(space, digits, DATA, _config(), tmp_path / "cut")
-    resumed = run_search(space, digits, DATA, _config(), tmp_path / "cut", resume=True)
+        run_search(space, digits, DATA, _config(**kw), tmp_path / "cut")
+    resumed = run_search(space, digits, DATA, _config(**kw), tmp_path / "cut", resume=True)
     assert resumed["architecture"] == full["architecture"]
     assert resumed["supernet_val_accuracy"] == full["supernet_val_accuracy"]
     # ...and are replaced: the resumed history is the uninterrupted one, row for row.
@@ -231,6 +234,30 @@ def test_several_rollouts_per_update_earn_their_mean_reward(tmp_path, digits, sp
         _config(controller_samples=0)
 
 
+def test_best_scored_pick_is_the_best_subnet_of_the_ranking_phase(tmp_path, digits, space):
+    stop = EarlyStopConfig(window=4, min_updates=4, eps=10.0, min_fraction=0, dry_run=True)
+    cfg = _config(budget=16, ranking=0.5, controller_samples=3, final="best_scored",
+                  early_stop=stop)
+    s = run_search(space, digits, DATA, cfg, tmp_path / "best")
+    table = {tuple(b["architecture"]): b["reward"] for b in s["ranking_best"]}
+    assert s["architecture"] == s["ranking_best"][0]["architecture"]
+    # Each row's pick is the best of every rollout scored up to it (the first of equals).
+    scored: dict[tuple, float] = {}
+    for h in (h for h in _history(tmp_path / "best") if h["step"] >= 8):  # fixed from 8
+        for arch, reward in h["samples"]:
+            scored.setdefault(tuple(arch), reward)
+        assert h["pick"] == list(max(scored, key=scored.__getitem__))
+        assert h["greedy"] is not None and len(h["samples"]) == 3
+    assert {tuple(space.describe(a)): r for a, r in scored.items()} == table
+    # The stop watches the pick: unchanged for 4 updates (and the plateau, loose here).
+    assert s["early_stop_step"] is not None and s["architecture_at_stop"] in [
+        b["architecture"] for b in s["ranking_best"]]
+    with pytest.raises(ConfigError, match="needs a ranking phase"):
+        _config(final="best_scored")
+    with pytest.raises(ConfigError, match="unknown final"):
+        _config(final="best")
+
+
 @pytest.mark.parametrize("reward", ["neg_loss", "margin"])
 def test_reward_kinds(tmp_path, digits, space, reward):
     s = run_search(space, digits, DATA, _config(budget=4, reward=reward, bn_recalibration=2),
@@ -278,12 +305,13 @@ def test_dry_run_early_stop_records_the_stop_and_runs_the_budget(tmp_path, digit
     s = run_search(space, digits, DATA, cfg, tmp_path / "dry")
     assert s["search_steps"] == 20 and not s["stopped_early"] and s["search_cost_saved"] == 0
     assert s["early_stop_step"] == 5 and s["early_stop_saving"] == pytest.approx(0.75)
-    assert len(s["greedy_at_stop"]) == 1 and s["greedy_at_stop"][0] in space.decisions[0].candidates
+    at_stop = s["architecture_at_stop"]
+    assert len(at_stop) == 1 and at_stop[0] in space.decisions[0].candidates
     real = run_search(space, digits, DATA, dataclasses.replace(
         cfg, early_stop=dataclasses.replace(cfg.early_stop, dry_run=False)), tmp_path / "real")
     # A real early stop draws the same numbers up to the stop: the same step and architecture.
     assert real["stopped_early"] and real["early_stop_step"] == 5
-    assert real["architecture"] == s["greedy_at_stop"]
+    assert real["architecture"] == s["architecture_at_stop"]
 
 
 @pytest.mark.parametrize("kw,match", [({"reward": "loss"}, "unknown reward"),

@@ -11,6 +11,7 @@ from archft.engine.features import FeatureCacheConfig
 from archft.search.earlystop import EarlyStopConfig
 
 STRATEGIES = ("reinforce", "random", "darts")
+FINALS = ("greedy", "best_scored")
 SAMPLINGS = ("controller", "fair")
 
 
@@ -61,6 +62,14 @@ class SearchConfig:
             rewards are stationary. No early stop before this
             phase begins, and the stop judges only the updates of the phase (0: the supernet
             trains at every step, the paper's alternation).
+        final: how REINFORCE picks its architecture: "greedy" (the controller's most likely
+            one, eq. 1) or "best_scored" (needs a ranking phase: the subnet with the best
+            reward among those the controller sampled there, each scored once on the whole
+            validation split; as ENAS derives its architecture from its controller's samples).
+            With near-equal subnets the controller's greedy choice keeps flipping between them
+            to the end; the best scored one changes only when a better subnet is found. The
+            early stop then watches the best scored subnet. Random search and DARTS keep their
+            own (the best of `random_samples`, the argmax of the architecture weights).
         sampling: how a single-path strategy picks the subnet of a supernet training step
             after the warm-up: "controller" (the strategy's own: the controller's sample for
             REINFORCE as in ENAS, uniform for random search) or "fair" (every candidate of
@@ -102,6 +111,7 @@ class SearchConfig:
     bn_recalibration: int = 0
     warmup: float = 0.0
     ranking: float = 0.0
+    final: str = "greedy"
     sampling: str = "controller"
     random_samples: int = 20
     darts_steps: int = 1
@@ -122,6 +132,12 @@ class SearchConfig:
         if self.reward not in SCORES:
             raise ConfigError(f"unknown reward {self.reward!r}; choose one of "
                               f"{', '.join(SCORES)}")
+        if self.final not in FINALS:
+            raise ConfigError(f"unknown final {self.final!r}; choose one of "
+                              f"{', '.join(FINALS)}")
+        if self.final == "best_scored" and self.strategy == "reinforce" and not self.ranking:
+            raise ConfigError("final=best_scored needs a ranking phase (ranking > 0): only "
+                              "there are subnets scored on fixed weights to compare")
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"unknown sampling {self.sampling!r}; choose one of "
                               f"{', '.join(SAMPLINGS)}")

@@ -125,7 +125,8 @@ class SearchRun:
         self.supernet = to_device(self._supernet(init), self.device)
         self._data_paths()
         self.strategy = STRATEGY_CLASSES[config.strategy](Context(
-            space, self.supernet, config, self.device, self.val, self.reward))
+            space, self.supernet, config, self.device, self.val, self.reward,
+            self.best_scored))
         self.warm = int(config.warmup * config.budget)
         # The first step of the ranking phase (the budget when there is none).
         self.ranking_from = config.budget - int(config.ranking * config.budget)
@@ -175,6 +176,13 @@ class SearchRun:
             return self.ranked[key]
         return self._score(idx)
 
+    def best_scored(self) -> list[int] | None:
+        """The subnet with the best reward on the fixed supernet so far (the first scored of
+        equals), or None before the ranking phase has scored one."""
+        if not self.ranked:
+            return None
+        return list(max(self.ranked, key=self.ranked.__getitem__))
+
     def _score(self, idx: torch.Tensor | None) -> float:
         c = self.config
         if not self.recal:
@@ -201,6 +209,7 @@ class SearchRun:
         self.strategy.load_state_dict(ckpt["strategy"])
         self.stopper.load_state_dict(ckpt["stopper"])
         self.state = _State(**ckpt["state"])
+        self.ranked = {tuple(a): r for a, r in ckpt.get("ranked", [])}
         log.info("resuming the search in %s at step %d of %d", self.out, self.state.step,
                  self.config.budget)
         lines = (self.out / rundirs.SEARCH.history).read_text().splitlines()
@@ -212,7 +221,8 @@ class SearchRun:
                     "state": asdict(self.state), "history_rows": len(self.history),
                     "supernet": self.supernet.state_dict(), "opt": self.opt.state_dict(),
                     "strategy": self.strategy.state_dict(),
-                    "stopper": self.stopper.state_dict()}, buf)
+                    "stopper": self.stopper.state_dict(),
+                    "ranked": [[list(a), r] for a, r in self.ranked.items()]}, buf)
         atomic_write_bytes(self.out / CHECKPOINT, buf.getvalue())
 
     # -- the loop -------------------------------------------------------------------------------
@@ -233,7 +243,8 @@ class SearchRun:
             f.writelines(json.dumps(r.to_json()) + "\n" for r in rows)
         if self.strategy.stops_early:
             for r in rows:
-                self.stopper.update(r.step, r.reward, r.probs, r.greedy)
+                self.stopper.update(r.step, r.reward, r.probs,
+                                    r.pick if r.pick is not None else r.greedy)
         return rows
 
     def step(self, stepper: Stepper, bar) -> bool:
@@ -329,8 +340,8 @@ class SearchRun:
                              sorted(self.ranked.items(), key=lambda x: -x[1])[:10]],
             "stopped_early": self.stopped, "early_stop_step": stop.fired_at,
             "stop_reason": stop.reason or None,
-            "greedy_at_stop": (space.describe(stop.arch_at_stop)
-                               if stop.arch_at_stop is not None else None),
+            "architecture_at_stop": (space.describe(stop.arch_at_stop)
+                                     if stop.arch_at_stop is not None else None),
             "search_cost_saved": round(1 - s.step / c.budget, 4),
             "early_stop_saving": (round(1 - stop.fired_at / c.budget, 4)
                                   if stop.fired_at is not None else None),

@@ -49,8 +49,12 @@ class Update:
         baseline: REINFORCE's moving-average baseline after it (else None).
         entropy: of the policy (REINFORCE: of the sampled path; DARTS: summed over decisions).
         arch: the architecture it rewarded.
-        greedy: the strategy's current pick (None where there is none: random search).
+        greedy: the strategy's most likely architecture (None where there is none: random
+            search).
         probs: per-decision distributions along the greedy path (uniform for random search).
+        pick: what the search would return if it ended now, where that is not `greedy`
+            (`SearchConfig.final` "best_scored": the best subnet scored on the fixed supernet).
+        samples: with several rollouts per update, each one's [architecture, reward].
     """
 
     update: int
@@ -61,6 +65,8 @@ class Update:
     arch: list[int]
     greedy: list[int] | None
     probs: list[list[float]]
+    pick: list[int] | None = None
+    samples: list[list] | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -78,6 +84,8 @@ class Context:
         val: the validation evaluator (cached frozen-prefix features).
         reward: the active subnet's reward (`SearchConfig.reward`) on validation rows (all of
             them if None).
+        best_scored: the best subnet scored on the fixed supernet so far (None before the
+            ranking phase has scored one).
     """
 
     space: SearchSpace
@@ -86,6 +94,7 @@ class Context:
     device: torch.device
     val: ScopedEvaluator
     reward: Callable[[torch.Tensor | None], float]
+    best_scored: Callable[[], list[int] | None]
 
 
 class Strategy:
@@ -181,15 +190,22 @@ class Reinforce(Strategy):
         loss.backward()
         self.opt.step()
         # The history's reward is the rollouts' mean (what the policy earns); its architecture
-        # the first rollout's.
+        # the first rollout's, every rollout in `samples`.
         reward = sum(rewards) / len(rewards)
         self.baseline = update_baseline(self.baseline, reward, c.baseline_decay)
         greedy = self.controller.rollout(greedy=True)
+        samples = ([[roll.arch, r] for roll, r in zip(rolls, rewards)] if len(rolls) > 1
+                   else None)
         return Update(u, step, reward, self.baseline, float(rolls[0].entropy.detach()),
-                      rolls[0].arch, greedy.arch, [p.tolist() for p in greedy.probs])
+                      rolls[0].arch, greedy.arch, [p.tolist() for p in greedy.probs],
+                      self._best_scored(), samples)
+
+    def _best_scored(self) -> list[int] | None:
+        return self.ctx.best_scored() if self.config.final == "best_scored" else None
 
     def final(self, score):
-        return self.controller.argmax()
+        best = self._best_scored()
+        return best if best is not None else self.controller.argmax()
 
     def state_dict(self):
         return {"controller": self.controller.state_dict(), "opt": self.opt.state_dict(),
