@@ -1,0 +1,152 @@
+"""What is the best any search of this space could deliver? Fixed architectures, fine-tuned.
+
+A search can at most pick the architecture that fine-tunes best. This benchmark fine-tunes a
+fixed set of architectures of the space with the stage-2 defaults over tasks and seeds, next to
+the vanilla baseline (the base's own architecture), and reports per task:
+
+- every architecture's test accuracy (mean, std) and its gain over vanilla, paired by seed;
+- the *test oracle*: the architecture with the best mean test accuracy, i.e. an upper bound on
+  what choosing one architecture per task can gain (biased upwards: it is chosen on test);
+- the *validation oracle*: per seed, the architecture with the best fine-tuned validation
+  accuracy, and its test accuracy. This is what a search that fine-tuned every candidate fully
+  and kept the best on validation would get: a realistic ceiling for selection by validation.
+
+The set: the base, four structured mutations (every block's kernel at the largest candidate
+with the base's expansion, the function-preserving growth; every kernel at the smallest; the
+base's kernels at the smallest expansion; both at their smallest) and uniformly drawn ones.
+
+    python bench/oracle.py --tasks digits photos textures --train-per-class 30 --seeds 0 1 2 \\
+        --random 4 --out runs/bench-oracle
+
+Rows are appended to `rows.jsonl` as they finish; a rerun skips them (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+from pathlib import Path
+
+import torch
+from quality import Bench, _stats
+
+from archft.core.rng import generator
+from archft.data import DataConfig, load_dataset
+from archft.finetune import FinetuneConfig
+from archft.space import SearchSpace, parse_candidate
+
+
+def _pick(space: SearchSpace, kernel, expansion) -> list[int]:
+    """Per decision, the candidate with kernel/expansion chosen by the functions given (each maps
+    (the decision's available values, the base's value) to one value)."""
+    arch = []
+    for d in space.decisions:
+        cands = [parse_candidate(c) for c in d.candidates]
+        k0, e0 = cands[d.base]
+        k = kernel(sorted({k for k, _ in cands}), k0)
+        e = expansion(sorted({e for _, e in cands}), e0)
+        arch.append(cands.index((k, e)))
+    return arch
+
+
+def architectures(space: SearchSpace, n_random: int, seed: int = 0) -> dict[str, list[int]]:
+    """Name -> architecture: the base, the structured mutations, then `n_random` uniform draws."""
+    own = lambda values, v0: v0  # noqa: E731
+    low = lambda values, v0: values[0]  # noqa: E731
+    high = lambda values, v0: values[-1]  # noqa: E731
+    archs = {"base": space.base_architecture,
+             "kmax": _pick(space, high, own), "kmin": _pick(space, low, own),
+             "emin": _pick(space, own, low), "kmin_emin": _pick(space, low, low)}
+    g = generator("cpu", seed, "oracle")
+    while len(archs) < 5 + n_random:
+        a = [int(torch.randint(len(d.candidates), (1,), generator=g)) for d in space.decisions]
+        if a not in archs.values():
+            archs[f"random{len(archs) - 4}"] = a
+    return archs
+
+
+def summarise(rows: list[dict], task: str) -> dict:
+    """Per architecture: test accuracy stats and the gain over vanilla paired by seed; the
+    test and validation oracles."""
+    t = [r for r in rows if r["task"] == task]
+    seeds = sorted({r["seed"] for r in t})
+    vanilla = {r["seed"]: r["test_accuracy"] for r in t if r["run"] == "base"}
+    per = {}
+    for name in dict.fromkeys(r["run"] for r in t):
+        rs = [r for r in t if r["run"] == name]
+        per[name] = {"architecture": rs[0]["architecture"],
+                     "test_accuracy": _stats([r["test_accuracy"] for r in rs]),
+                     "val_accuracy": _stats([r["val_accuracy"] for r in rs]),
+                     "gain_over_vanilla": _stats([r["test_accuracy"] - vanilla[r["seed"]]
+                                                  for r in rs if r["seed"] in vanilla])}
+    best = max(per, key=lambda n: per[n]["test_accuracy"]["mean"])
+    picks = []
+    for s in seeds:
+        rs = [r for r in t if r["seed"] == s]
+        top = max(rs, key=lambda r: (r["val_accuracy"], r["run"] == "base"))  # ties: the base
+        picks.append({"seed": s, "run": top["run"], "test_accuracy": top["test_accuracy"],
+                      "gain": top["test_accuracy"] - vanilla[s] if s in vanilla else None})
+    return {"architectures": per, "test_oracle": best,
+            "val_oracle": {"picks": picks,
+                           "gain": _stats([p["gain"] for p in picks])}}
+
+
+def markdown(summaries: dict) -> str:
+    lines = ["| task | architecture | test % mean +- std | gain over vanilla (paired) | "
+             "val % mean |", "| --- | --- | --- | --- | --- |"]
+    for task, s in summaries.items():
+        for name, e in s["architectures"].items():
+            a, g, v = e["test_accuracy"], e["gain_over_vanilla"], e["val_accuracy"]
+            star = " (test oracle)" if name == s["test_oracle"] else ""
+            lines.append(f"| {task} | {name}{star}: {' '.join(e['architecture'])} | "
+                         f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f} | "
+                         f"{100 * g['mean']:+.2f} +- {100 * g['std']:.2f} | "
+                         f"{100 * v['mean']:.2f} |")
+        vo = s["val_oracle"]
+        picks = ", ".join(f"{p['run']} {100 * p['test_accuracy']:.2f}" for p in vo["picks"])
+        lines.append(f"| {task} | validation oracle ({picks}) | "
+                     f"{100 * statistics.mean(p['test_accuracy'] for p in vo['picks']):.2f} | "
+                     f"{100 * vo['gain']['mean']:+.2f} +- {100 * vo['gain']['std']:.2f} | - |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["digits", "photos", "textures"])
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--base", default="efficientnet_lite0")
+    p.add_argument("--scope", default="medium")
+    p.add_argument("--train-per-class", type=int, default=None,
+                   help="few-shot: training images kept per class (default: all)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--random", type=int, default=4, help="uniformly drawn architectures")
+    p.add_argument("--steps", type=int, default=FinetuneConfig().steps)
+    p.add_argument("--out", default="runs/bench-oracle")
+    args = p.parse_args()
+    bench = Bench(Path(args.out), args)
+    summaries = {}
+    for task in args.tasks:
+        data = DataConfig(task, args.image_size, train_per_class=args.train_per_class)
+        dataset = load_dataset(data)
+        space = SearchSpace.from_base(args.base, args.scope, num_classes=len(dataset.classes))
+        if space.inert_kernels(args.image_size):
+            raise SystemExit(f"{task}: inert decisions at {args.image_size} px")
+        archs = architectures(space, args.random)
+        for seed in args.seeds:
+            for name, arch in archs.items():
+                bench.finetune(task, seed, name, space, arch, dataset, data, {},
+                               vanilla=name == "base")
+        summaries[task] = summarise(bench.rows, task)
+    result = {"config": vars(args), "date": datetime.date.today().isoformat(),
+              "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+              "torch": torch.__version__, "summary": summaries}
+    (bench.out / "oracle.json").write_text(json.dumps(result, indent=2))
+    (bench.out / "oracle.md").write_text(markdown(summaries))
+    print(markdown(summaries))
+
+
+if __name__ == "__main__":
+    main()
