@@ -47,6 +47,9 @@ def test_prepare_stage_materialises_the_default_dataset_offline(tmp_path):
     assert outs[f"data/{name}"]["nfiles"] == len(bundled.records)
     assert f"/{name}" in (repo / "data" / ".gitignore").read_text()  # DVC's, not git's, to track
     assert "didn't change" in _run(["dvc", "repro"], repo)  # reproducible: nothing to do
+    # The committed lock is this one: a fresh clone's `make run` leaves no change to commit.
+    committed = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]["prepare"]
+    assert committed == lock["stages"]["prepare"], "dvc.lock is stale: run `dvc repro`, commit it"
     folder = load_dataset(DataConfig(f"imagefolder:{repo / 'data' / name}",
                                      params["image_size"]))
     assert folder.counts() == bundled.counts()  # same splits, class by class
