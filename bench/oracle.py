@@ -24,18 +24,14 @@ Rows are appended to `rows.jsonl` as they finish; a rerun skips them (resumable)
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import platform
 import statistics
 from pathlib import Path
 
 import torch
-from quality import Bench, _stats
+from quality import Bench, _stats, task_arguments
 
 from archft.core.rng import generator
 from archft.data import DataConfig, load_dataset
-from archft.finetune import FinetuneConfig
 from archft.space import SearchSpace, parse_candidate
 
 
@@ -115,15 +111,8 @@ def markdown(summaries: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tasks", nargs="+", default=["digits", "photos", "textures"])
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--base", default="efficientnet_lite0")
-    p.add_argument("--scope", default="medium")
-    p.add_argument("--train-per-class", type=int, default=None,
-                   help="few-shot: training images kept per class (default: all)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    task_arguments(p)
     p.add_argument("--random", type=int, default=4, help="uniformly drawn architectures")
-    p.add_argument("--steps", type=int, default=FinetuneConfig().steps)
     p.add_argument("--out", default="runs/bench-oracle")
     args = p.parse_args()
     bench = Bench(Path(args.out), args)
@@ -140,12 +129,7 @@ def main() -> None:
                 bench.finetune(task, seed, name, space, arch, dataset, data, {},
                                vanilla=name == "base")
         summaries[task] = summarise(bench.rows, task)
-    result = {"config": vars(args), "date": datetime.date.today().isoformat(),
-              "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
-              "torch": torch.__version__, "summary": summaries}
-    (bench.out / "oracle.json").write_text(json.dumps(result, indent=2))
-    (bench.out / "oracle.md").write_text(markdown(summaries))
-    print(markdown(summaries))
+    bench.report("oracle", summaries, markdown(summaries))
 
 
 if __name__ == "__main__":

@@ -81,6 +81,16 @@ class Bench:
             f.write(json.dumps(row) + "\n")
         print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
 
+    def report(self, name: str, summary: dict, table: str) -> None:
+        """Writes `name`.json (the summary with the command's arguments, date and machine)
+        and `name`.md (the table) into the benchmark directory, and prints the table."""
+        result = {"config": vars(self.args), "date": datetime.date.today().isoformat(),
+                  "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+                  "torch": torch.__version__, "summary": summary}
+        (self.out / f"{name}.json").write_text(json.dumps(result, indent=2))
+        (self.out / f"{name}.md").write_text(table)
+        print(table)
+
     def finetune(self, task, seed, run, space, arch, dataset, data, extra: dict,
                  vanilla: bool = False) -> None:
         if self.done(task, seed, run):
@@ -173,19 +183,24 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def task_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that fix the benchmark's tasks, space, seeds and fine-tuning steps."""
     p.add_argument("--tasks", nargs="+", default=["digits", "photos", "textures"])
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--base", default="efficientnet_lite0")
     p.add_argument("--scope", default="medium")
-    p.add_argument("--strategies", nargs="*", default=["reinforce", "random", "darts"],
-                   help="searches to run (none: only the vanilla baseline)")
     p.add_argument("--train-per-class", type=int, default=None,
                    help="few-shot: training images kept per class (default: all)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--budget", type=int, default=SearchConfig().budget)
     p.add_argument("--steps", type=int, default=FinetuneConfig().steps)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    task_arguments(p)
+    p.add_argument("--strategies", nargs="*", default=["reinforce", "random", "darts"],
+                   help="searches to run (none: only the vanilla baseline)")
+    p.add_argument("--budget", type=int, default=SearchConfig().budget)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="search-config overrides, e.g. reward=accuracy early_stop.tau=0.8")
     p.add_argument("--out", default="runs/bench-quality")
@@ -195,12 +210,7 @@ def main() -> None:
     for task in args.tasks:
         run_task(bench, task, args.seeds, overrides)
     summary = summarise(bench.rows, args.tasks)
-    result = {"config": vars(args), "date": datetime.date.today().isoformat(),
-              "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
-              "torch": torch.__version__, "summary": summary}
-    (bench.out / "quality.json").write_text(json.dumps(result, indent=2))
-    (bench.out / "quality.md").write_text(markdown(summary))
-    print(markdown(summary))
+    bench.report("quality", summary, markdown(summary))
 
 
 if __name__ == "__main__":
