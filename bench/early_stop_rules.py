@@ -25,7 +25,7 @@ from archft.search import run_search
 from archft.search.earlystop import EarlyStopConfig, EarlyStopper
 from archft.space import SpaceConfig
 
-RULES = list(itertools.product([0.0, 0.5, 0.6, 0.7], [50, 100, 150]))  # min_top_p x window
+RULES = list(itertools.product([0.0, 0.5, 0.6, 0.7], [10, 25, 50, 100, 150]))  # top p x window
 
 
 def search(out: Path, task: str, seeds: list[int], sets: list[str]) -> None:
@@ -57,6 +57,13 @@ def replay(history: list[dict], budget: int, rule: EarlyStopConfig, start: int =
     return stopper.fired_at, stopper.arch_at_stop == pick(history[-1])
 
 
+def _scored(history: list[dict], step: int) -> int:
+    """Distinct subnets rewarded up to `step`: what the search had paid for by then (a ranking
+    phase remembers each subnet's reward, so a repeat costs nothing)."""
+    return len({tuple(arch) for row in history if row["step"] <= step
+                for arch, _ in (row.get("samples") or [(row["arch"], row["reward"])])})
+
+
 def report(out: Path) -> None:
     for path in sorted(out.rglob("summary.json")):
         summary = json.loads(path.read_text())
@@ -73,10 +80,11 @@ def report(out: Path) -> None:
             cells.append(f"p{top_p}/w{window}: {at if at else '-'}{'=' if same else 'x'}")
         stop, final = summary["early_stop_step"], summary["architecture"]
         same = "same as" if summary["architecture_at_stop"] == final else "not"
+        scored = (f"{_scored(history, stop)} of {_scored(history, budget)}" if stop
+                  else str(_scored(history, budget)))
         print(f"{path.parent.relative_to(out)}  lowest top p every 100 updates {tops}; "
               f"configured stop at {stop} ({same} the full budget's {' '.join(final)}); "
-              f"{summary['search_seconds']:.0f} s, {summary.get('ranking_subnets_scored')} "
-              f"subnets scored in the ranking phase")
+              f"{summary['search_seconds']:.0f} s; subnets scored by the stop: {scored}")
         print("   " + "  ".join(cells))
 
 
