@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -20,6 +21,7 @@ from archft.export import (
     run_export,
     steps_to_reach,
 )
+from archft.export.onnx import _median_ms
 from archft.finetune import FinetuneConfig, load_model, run_finetune
 from archft.search import SearchConfig, run_search
 from archft.search.earlystop import EarlyStopConfig
@@ -105,6 +107,20 @@ def test_onnx_reproduces_torch_with_metadata_only(runs, digits, tmp_path):
     acc = float((preds == digits.labels("test").numpy()).mean())
     assert abs(acc - runs["two"]["test_accuracy"]) <= 0.001
     assert json.loads((tmp_path / "onnx_report.json").read_text()) == report
+
+
+def test_latency_runs_fewer_repeats_only_when_they_are_slow():
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.05)
+
+    assert _median_ms(slow, repeats=20, seconds=0.1) >= 50
+    assert len(calls) == 1 + 5  # a warm-up, then the least count: the budget was spent
+    calls.clear()
+    _median_ms(lambda: calls.append(1), repeats=20, seconds=10)
+    assert len(calls) == 1 + 20  # fast: every repeat
 
 
 def test_export_refuses_another_dataset(runs, tmp_path):

@@ -84,10 +84,15 @@ def preprocess(images: np.ndarray, pre: dict) -> np.ndarray:
     return (x - mean) / std
 
 
-def _median_ms(fn, repeats: int) -> float:
+LATENCY_SECONDS = 2.0  # per measurement: slow ones stop early rather than cost a minute
+
+
+def _median_ms(fn, repeats: int, seconds: float = LATENCY_SECONDS, least: int = 5) -> float:
+    """Median wall time of `fn` in ms over `repeats` runs after one warm-up run; fewer (but
+    at least `least`) once the runs have taken `seconds` in all."""
     fn()
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats and (len(times) < least or sum(times) < seconds):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
@@ -129,7 +134,8 @@ def evaluate_onnx(path: str | Path, model_dir: str | Path, dataset: Dataset,
     Returns:
         Test accuracy of onnxruntime (`onnx_test_accuracy`) and of torch (`test_accuracy`),
         their top-1 agreement, the largest logit difference, per-class accuracy (onnxruntime)
-        and the median CPU latency of both at batch 1 and 64.
+        and the median CPU latency of both at batch 1 and 64 (over `latency_repeats` runs, or
+        fewer but at least 5 once they have taken `LATENCY_SECONDS`).
     """
     import onnxruntime as ort
 
