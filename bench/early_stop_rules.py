@@ -23,6 +23,7 @@ from archft.data import DataConfig, load_dataset
 from archft.runconfig import RunConfig
 from archft.search import run_search
 from archft.search.earlystop import EarlyStopConfig, EarlyStopper
+from archft.search.strategies import Update
 from archft.space import SpaceConfig
 
 RULES = list(itertools.product([0.0, 0.5, 0.6, 0.7], [10, 25, 50, 100, 150]))  # top p x window
@@ -48,13 +49,10 @@ def replay(history: list[dict], budget: int, rule: EarlyStopConfig, start: int =
     """Where `rule` stops on a recorded history, and whether it picks the final architecture;
     `start`: the first step the stop judges (a ranking phase's)."""
     stopper = EarlyStopper(rule, budget=budget, start=start)
-
-    def pick(row: dict) -> list[int]:  # what the search returns at that row
-        return row["pick"] if row.get("pick") is not None else row["greedy"]
-
-    for row in history:
-        stopper.update(row["step"], row["reward"], row["probs"], pick(row))
-    return stopper.fired_at, stopper.arch_at_stop == pick(history[-1])
+    rows = [Update(**row) for row in history]
+    for r in rows:
+        stopper.update(r.step, r.reward, r.probs, r.choice)
+    return stopper.fired_at, stopper.arch_at_stop == rows[-1].choice
 
 
 def _scored(history: list[dict], step: int) -> int:

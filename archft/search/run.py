@@ -243,8 +243,7 @@ class SearchRun:
             f.writelines(json.dumps(r.to_json()) + "\n" for r in rows)
         if self.strategy.stops_early:
             for r in rows:
-                self.stopper.update(r.step, r.reward, r.probs,
-                                    r.pick if r.pick is not None else r.greedy)
+                self.stopper.update(r.step, r.reward, r.probs, r.choice)
         return rows
 
     def step(self, stepper: Stepper, bar) -> bool:

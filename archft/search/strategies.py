@@ -68,6 +68,12 @@ class Update:
     pick: list[int] | None = None
     samples: list[list] | None = None
 
+    @property
+    def choice(self) -> list[int] | None:
+        """What the search would return if it ended at this update: the pick, else the
+        greedy architecture (what the early stop watches)."""
+        return self.pick if self.pick is not None else self.greedy
+
     def to_json(self) -> dict:
         return asdict(self)
 
