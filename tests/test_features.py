@@ -71,6 +71,31 @@ def test_tail_of_prefix_is_the_network(digits):
     assert space.spec.steps[prefix.start] == space.trainable[0]  # the scope's first block
 
 
+def test_evaluation_features_are_encoded_once_per_split_and_prefix(digits):
+    # The search, the fine-tuning and the vanilla baseline of a run evaluate the same splits:
+    # their evaluators share one encoding, and another prefix or split is encoded anew.
+    from archft.engine import ScopedEvaluator
+
+    space = SearchSpace.from_base("efficientnet_lite0", "small", weights="none", num_classes=10)
+    tf = _transform(space)
+
+    def evaluator(net, split):
+        return ScopedEvaluator(net, space.spec, space.trainable, digits.split_images(split),
+                               digits.labels(split), tf, DEVICE)
+
+    net, vanilla = build_supernet(space), build_subnet(space, space.base_architecture)
+    vanilla.load_state_dict(net.materialize().state_dict())
+    a, b, test = evaluator(net, "val"), evaluator(vanilla, "val"), evaluator(net, "test")
+    assert b.features is a.features and test.features is not a.features
+    prefix = FrozenPrefix(space.spec, space.trainable)
+    assert torch.equal(a.features, prefix.encode(net, digits.split_images("val"), tf, DEVICE))
+    other = build_supernet(space)
+    with torch.no_grad():
+        other.net.stem.conv.weight.mul_(2)
+    c = evaluator(other, "val")
+    assert c.features is not a.features
+    assert torch.equal(c.features, prefix.encode(other, digits.split_images("val"), tf, DEVICE))
+
 def test_augmented_views_are_fixed_by_the_seed_and_differ(digits):
     space = SearchSpace.from_base("efficientnet_lite0", "small", weights="none", num_classes=10)
     tf = _transform(space, crop_pad=6)

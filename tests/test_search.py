@@ -1,5 +1,6 @@
 """Stage 1 end to end on digits with the real offline EfficientNet-Lite0 weights (CPU)."""
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -317,3 +318,53 @@ def test_dry_run_early_stop_records_the_stop_and_runs_the_budget(tmp_path, digit
 def test_bad_search_options(kw, match):
     with pytest.raises(ConfigError, match=match):
         SearchConfig(**kw)
+
+
+@pytest.mark.parametrize("recal_batches,max_bytes", [(3, 1 << 30), (0, 1 << 30), (2, 1)])
+def test_prefix_sharing_rewards_are_the_plain_path_bit_for_bit(digits, recal_batches, max_bytes):
+    # The ranking phase's rewards with shared-prefix activations equal recalibrated_bn +
+    # ScopedEvaluator.score exactly, draw the same random numbers (dropout in training mode)
+    # and leave the supernet as it was; max_bytes=1 keeps nothing (no entry fits).
+    import torch
+
+    from archft.data.loaders import BatchTransform
+    from archft.engine import ScopedEvaluator, recalibrated_bn, train_batches
+    from archft.search.scoring import PrefixSharingScorer
+
+    space = SearchSpace.from_base("efficientnet_lite0", "medium", weights="imagenet",
+                                  num_classes=10)
+    supernet = build_supernet(space)
+    pre = space.spec.preprocessing
+    tf = BatchTransform(32, pre.mean, pre.std)
+    val = ScopedEvaluator(supernet, space.spec, space.trainable, digits.split_images("val"),
+                          digits.labels("val"), tf, torch.device("cpu"), batch_size=64)
+    batches = train_batches(supernet, space.spec, space.trainable, digits, tf, 32,
+                            torch.device("cpu"), 0)
+    inputs = [x for x, _ in itertools.islice(batches.stream(0), recal_batches)]
+    scorer = PrefixSharingScorer(space, val, inputs, "neg_loss", max_bytes)
+    # (At 32 px the kernel sizes are inert, the expansions not: these are 5 functions.)
+    archs = [[0, 1, 2, 3, 4], [0, 1, 2, 3, 5], [0, 1, 3, 2, 5], [5, 1, 2, 3, 4], [0, 1, 2, 0, 0],
+             [0, 1, 2, 3, 4]]
+    before = {k: v.clone() for k, v in supernet.state_dict().items()}
+    torch.manual_seed(0)
+    plain = []
+    for a in archs:
+        supernet.set_architecture(a)
+        with recalibrated_bn(supernet, inputs, batches.forward) if inputs else \
+                contextlib.nullcontext():
+            plain.append(val.score(supernet, None, "neg_loss"))
+    rng = torch.get_rng_state()
+    torch.manual_seed(0)
+    shared = []
+    for a in archs:
+        supernet.set_architecture(a)
+        shared.append(scorer.score(supernet))
+    assert shared == plain, (shared, plain)
+    assert len(set(plain)) == len(archs) - 1, plain
+    assert torch.equal(torch.get_rng_state(), rng)
+    after = supernet.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not supernet.training
+    # Shared: 3 of the 4 later subnets continue a cached prefix (the first has nothing to
+    # share); with max_bytes=1 nothing is kept.
+    assert (scorer.skipped > 0) == (max_bytes > 1) and scorer.bytes <= max_bytes

@@ -9,7 +9,7 @@ from torch import nn
 
 from archft.data.loaders import BatchTransform
 from archft.engine.device import autocast
-from archft.engine.features import FrozenPrefix
+from archft.engine.features import FrozenPrefix, eval_features
 
 
 class ScopedEvaluator:
@@ -44,8 +44,9 @@ class ScopedEvaluator:
         self.images = images
         self.features: torch.Tensor | None = None
         with autocast(device, amp):
-            if self.prefix.feature_bytes(net, transform, device) * len(images) <= max_bytes:
-                self.features = self.prefix.encode(net, images, transform, device)
+            fits = self.prefix.feature_bytes(net, transform, device) * len(images) <= max_bytes
+        if fits:
+            self.features = eval_features(self.prefix, net, images, transform, device, amp)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -174,6 +175,33 @@ def _prefix_digest(net: nn.Module, prefix: FrozenPrefix) -> str:
             h.update(f"{step}.{key}{tuple(value.shape)}{value.dtype}".encode())
             h.update(value.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy())
     return h.hexdigest()
+
+
+# Evaluation features built in this process, by what determines them, so that the search, the
+# fine-tuning and the vanilla baseline of one run encode each evaluation split once. A few
+# entries (a run evaluates on val and test); the least recently used goes first.
+_EVAL: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+_EVAL_ENTRIES = 4
+
+
+def eval_features(prefix: FrozenPrefix, net: nn.Module, images: torch.Tensor,
+                  transform: BatchTransform, device: torch.device, amp: bool) -> torch.Tensor:
+    """`prefix.encode` of an unaugmented split, reused when this process encoded the same
+    images with the same prefix weights, transform, device and autocast before."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{tuple(images.shape)}{images.dtype}".encode())
+    h.update(images.reshape(-1).contiguous().cpu().view(torch.uint8).numpy())
+    key = (prefix.spec.name, prefix.start, _prefix_digest(net, prefix), h.hexdigest(),
+           transform, str(device), amp)
+    features = _EVAL.get(key)
+    if features is None:
+        with autocast(device, amp):
+            features = prefix.encode(net, images, transform, device)
+        _EVAL[key] = features
+        while len(_EVAL) > _EVAL_ENTRIES:
+            _EVAL.popitem(last=False)
+    _EVAL.move_to_end(key)
+    return features
 
 
 def _cached_views(net: nn.Module, prefix: FrozenPrefix, dataset: Dataset, images: torch.Tensor,

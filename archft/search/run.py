@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import itertools
 import json
@@ -50,6 +51,7 @@ from archft.engine.plots import action_heatmap, reward_curve
 from archft.nas import build_supernet
 from archft.search.config import SearchConfig
 from archft.search.earlystop import EarlyStopper
+from archft.search.scoring import PrefixSharingScorer
 from archft.search.strategies import STRATEGY_CLASSES, Context, Update, fair_architecture
 from archft.space import Architecture, SearchSpace
 
@@ -166,15 +168,35 @@ class SearchRun:
 
         In the ranking phase the weights no longer change, so a subnet's reward is a function of
         its architecture: it is taken on the whole validation split, once per architecture, and
-        remembered (a settled controller samples the same few subnets again and again).
+        remembered (a settled controller samples the same few subnets again and again); the
+        activations of prefixes shared with subnets scored before are reused
+        (`PrefixSharingScorer`, the same rewards bit for bit).
         """
         fixed = self.config.ranking and self.state.step >= self.ranking_from
         if fixed and self.strategy.single_path:
             key = tuple(self.supernet.architecture)
             if key not in self.ranked:
-                self.ranked[key] = self._score(None)
+                self.ranked[key] = self._score_fixed()
             return self.ranked[key]
         return self._score(idx)
+
+    @functools.cached_property
+    def sharing(self) -> PrefixSharingScorer | None:
+        """The scorer of the fixed supernet's subnets, where validation and recalibration run on
+        cached features (built at the first reward of the ranking phase)."""
+        if self.val.features is None or (self.recal and not self.batches.info["cached"]):
+            return None
+        try:
+            return PrefixSharingScorer(self.space, self.val, self.recal, self.config.reward)
+        except ValueError as e:
+            log.info("ranking rewards without prefix sharing: %s", e)
+            return None
+
+    def _score_fixed(self) -> float:
+        """The active subnet's reward on the whole validation split of the fixed supernet."""
+        if self.sharing is None:
+            return self._score(None)
+        return self.sharing.score(self.supernet)
 
     def best_scored(self) -> list[int] | None:
         """The subnet with the best reward on the fixed supernet so far (the first scored of
