@@ -206,6 +206,9 @@ def test_ranking_phase_fixes_the_supernet_and_holds_the_stop_back(tmp_path, digi
     for h in history[10:]:
         assert ranked.setdefault(tuple(h["arch"]), h["reward"]) == h["reward"]
     assert s["ranking_subnets_scored"] == len(ranked) >= 1
+    # One decision, in the tail's first step: no prefix to share (the medium scope's sharing:
+    # test_prefix_sharing_rewards_are_the_plain_path_bit_for_bit); none without the phase.
+    assert s["ranking_steps_shared"] == 0.0 and short["ranking_steps_shared"] is None
     # An early stop that would fire at step 5 without the phase judges only the phase's own
     # updates: 10 of them (min_updates; 2 per round) from step 10 on, so it fires at step 14.
     stop = EarlyStopConfig(tau=0.1, window=5, eps=10.0, min_updates=10, min_fraction=0)

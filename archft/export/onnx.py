@@ -25,6 +25,7 @@ from archft.core.errors import ConfigError
 from archft.core.io import atomic_write_bytes, atomic_write_json
 from archft.data import DataConfig, Dataset
 from archft.data.loaders import BatchTransform
+from archft.engine.features import encode_batch_size
 from archft.finetune import load_model
 
 OPSET = 17
@@ -155,8 +156,9 @@ def evaluate_onnx(path: str | Path, model_dir: str | Path, dataset: Dataset,
                                  for i in range(0, len(x_np), 256)])
     pre = arch.space.spec.preprocessing
     tf = BatchTransform(meta_pre["size"][0], pre.mean, pre.std)
+    bs = encode_batch_size(tf.image_size, torch.device("cpu"))
     with torch.no_grad():
-        torch_logits = torch.cat([net(tf(images[i:i + 256])) for i in range(0, len(images), 256)])
+        torch_logits = torch.cat([net(tf(images[i:i + bs])) for i in range(0, len(images), bs)])
     torch_logits = torch_logits.numpy()
     ort_pred, torch_pred = ort_logits.argmax(1), torch_logits.argmax(1)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import io
 import itertools
 import json
@@ -139,6 +138,7 @@ class SearchRun:
         self.state = _State()
         self.history: list[Update] = []
         self.ranked: dict[tuple[int, ...], float] = {}  # rewards on the fixed supernet
+        self.sharing = self._prefix_sharing()
 
     def _supernet(self, init: dict[str, torch.Tensor] | None):
         if init is None:
@@ -180,10 +180,11 @@ class SearchRun:
             return self.ranked[key]
         return self._score(idx)
 
-    @functools.cached_property
-    def sharing(self) -> PrefixSharingScorer | None:
-        """The scorer of the fixed supernet's subnets, where validation and recalibration run on
-        cached features (built at the first reward of the ranking phase)."""
+    def _prefix_sharing(self) -> PrefixSharingScorer | None:
+        """The scorer of the fixed supernet's subnets in a ranking phase, where validation and
+        recalibration run on cached features."""
+        if not (self.config.ranking and self.strategy.single_path):
+            return None
         if self.val.features is None or (self.recal and not self.batches.info["cached"]):
             return None
         try:
@@ -357,6 +358,8 @@ class SearchRun:
             "search_budget": c.budget, "search_steps": s.step, "warmup_steps": self.warm,
             "ranking_steps": c.budget - self.ranking_from,
             "ranking_subnets_scored": len(self.ranked),
+            "ranking_steps_shared": (round(self.sharing.shared, 4)
+                                     if self.sharing is not None else None),
             "ranking_best": [{"architecture": space.describe(a), "reward": r} for a, r in
                              sorted(self.ranked.items(), key=lambda x: -x[1])[:10]],
             "stopped_early": self.stopped, "early_stop_step": stop.fired_at,

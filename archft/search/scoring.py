@@ -153,5 +153,6 @@ class PrefixSharingScorer:
 
     @property
     def shared(self) -> float:
-        """The fraction of forward steps taken from the cache so far."""
+        """The fraction of the tail's forward steps taken from the cache so far (the summary's
+        `ranking_steps_shared`)."""
         return self.skipped / max(self.runs + self.skipped, 1)
