@@ -10,8 +10,16 @@ from archft.engine.features import (
     TrainBatches,
     train_batches,
 )
-from archft.engine.train import Stepper, recalibrated_bn, seed_step, train_step, transforms
+from archft.engine.train import (
+    Stepper,
+    fresh_bn_statistics,
+    recalibrated_bn,
+    seed_step,
+    train_step,
+    transforms,
+)
 
 __all__ = ["SCORES", "FeatureCacheConfig", "FrozenPrefix", "ScopedEvaluator", "Stepper",
-           "TrainBatches", "autocast", "recalibrated_bn", "resolve_device", "seed_step",
-           "to_device", "train_batches", "train_step", "transforms"]
+           "TrainBatches", "autocast", "fresh_bn_statistics", "recalibrated_bn",
+           "resolve_device", "seed_step", "to_device", "train_batches", "train_step",
+           "transforms"]

@@ -38,6 +38,27 @@ def seed_step(seed: int, step: int) -> None:
 
 
 @contextlib.contextmanager
+def fresh_bn_statistics(net: nn.Module):
+    """Inside the context, every BatchNorm layer of `net` starts from reset statistics and
+    accumulates the plain mean of the batches it sees in training mode (momentum None); on
+    exit every statistic is as it was."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(),
+              m.momentum) for m in bns]
+    try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches
+        yield
+    finally:
+        for m, (mean, var, count, momentum) in zip(bns, saved):
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(count)
+            m.momentum = momentum
+
+
+@contextlib.contextmanager
 def recalibrated_bn(net: nn.Module, inputs: Sequence[torch.Tensor],
                     forward: Callable[[nn.Module, torch.Tensor], torch.Tensor]):
     """Inside the context, the trainable BatchNorm layers of `net`'s active subnet hold
@@ -49,25 +70,13 @@ def recalibrated_bn(net: nn.Module, inputs: Sequence[torch.Tensor],
         inputs: batches (images, or cached features with their `forward`).
         forward: `forward(net, x)` -> logits.
     """
-    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(),
-              m.momentum) for m in bns]
-    try:
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches
+    with fresh_bn_statistics(net):
         net.train()
         with torch.no_grad():
             for x in inputs:
                 forward(net, x)
         net.eval()
         yield net
-    finally:
-        for m, (mean, var, count, momentum) in zip(bns, saved):
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(var)
-            m.num_batches_tracked.copy_(count)
-            m.momentum = momentum
 
 
 def train_step(net: nn.Module, forward: Callable[[nn.Module, torch.Tensor], torch.Tensor],

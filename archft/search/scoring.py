@@ -24,13 +24,14 @@ model of the blocks' cost over 9 such searches, an unbounded cache would skip 40
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from archft.engine import SCORES, ScopedEvaluator, autocast
+from archft.engine import SCORES, ScopedEvaluator, autocast, fresh_bn_statistics
 from archft.models import run_steps
 from archft.nas import unwrap
 from archft.space import SearchSpace
@@ -115,35 +116,24 @@ class PrefixSharingScorer:
             recal, val = self.recal, [ev.features[rows] for rows in self.rows]
         else:
             recal, val = acts
-        bns = [m for m in body.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(),
-                  m.momentum) for m in bns]
         try:
-            if self.recal:
-                for m in bns:
-                    m.reset_running_stats()
-                    m.momentum = None  # cumulative average over the batches
-            for j in range(start + 1, len(self.steps)):
-                step = self.steps[j:j + 1]
-                if self.recal:
-                    body.train()
-                    recal = [run_steps(body, step, x) for x in recal]
-                body.eval()
-                with autocast(ev.device, ev.amp):
-                    val = [run_steps(body, step, x) for x in val]
-                if self._cacheable(j):
-                    self._store((j, arch[:self.depth[j]]), (recal, val))
-            per_image = SCORES[self.kind]
-            total = torch.zeros((), device=ev.device)
-            for logits, rows in zip(val, self.rows):
-                total += per_image(logits.float(), ev.labels[rows]).sum()
+            with fresh_bn_statistics(body) if self.recal else contextlib.nullcontext():
+                for j in range(start + 1, len(self.steps)):
+                    step = self.steps[j:j + 1]
+                    if self.recal:
+                        body.train()
+                        recal = [run_steps(body, step, x) for x in recal]
+                    body.eval()
+                    with autocast(ev.device, ev.amp):
+                        val = [run_steps(body, step, x) for x in val]
+                    if self._cacheable(j):
+                        self._store((j, arch[:self.depth[j]]), (recal, val))
         finally:
-            for m, (mean, var, count, momentum) in zip(bns, saved):
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(count)
-                m.momentum = momentum
             net.eval()
+        per_image = SCORES[self.kind]
+        total = torch.zeros((), device=ev.device)
+        for logits, rows in zip(val, self.rows):
+            total += per_image(logits.float(), ev.labels[rows]).sum()
         self.runs += len(self.steps) - start - 1
         self.skipped += start + 1
         return total.item() / max(len(ev), 1)  # SYNC: REINFORCE needs it
