@@ -95,6 +95,24 @@ def test_evaluation_features_are_encoded_once_per_split_and_prefix(digits):
     c = evaluator(other, "val")
     assert c.features is not a.features
     assert torch.equal(c.features, prefix.encode(other, digits.split_images("val"), tf, DEVICE))
+    assert evaluator(net, "val").features is a.features  # still held (4 entries)
+
+
+def test_evaluation_features_held_are_bounded_in_bytes(digits, monkeypatch):
+    from archft.engine import ScopedEvaluator, features
+
+    monkeypatch.setattr(features, "_EVAL_MAX_BYTES", 1)  # only the newest entry stays
+    space = SearchSpace.from_base("efficientnet_lite0", "small", weights="none", num_classes=10)
+    net, tf = build_supernet(space), _transform(space)
+
+    def evaluator(split):
+        return ScopedEvaluator(net, space.spec, space.trainable, digits.split_images(split),
+                               digits.labels(split), tf, DEVICE)
+
+    val = evaluator("val")
+    assert evaluator("val").features is val.features
+    evaluator("test")
+    assert len(features._EVAL) == 1 and evaluator("val").features is not val.features
 
 def test_augmented_views_are_fixed_by_the_seed_and_differ(digits):
     space = SearchSpace.from_base("efficientnet_lite0", "small", weights="none", num_classes=10)

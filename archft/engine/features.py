@@ -181,9 +181,11 @@ def _prefix_digest(net: nn.Module, prefix: FrozenPrefix) -> str:
 
 # Evaluation features built in this process, by what determines them, so that the search, the
 # fine-tuning and the vanilla baseline of one run encode each evaluation split once. A few
-# entries (a run evaluates on val and test); the least recently used goes first.
+# entries (a run evaluates on val and test) and bytes; the least recently used goes first, the
+# newest always stays.
 _EVAL: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 _EVAL_ENTRIES = 4
+_EVAL_MAX_BYTES = 2 << 30
 
 
 def eval_features(prefix: FrozenPrefix, net: nn.Module, images: torch.Tensor,
@@ -199,10 +201,11 @@ def eval_features(prefix: FrozenPrefix, net: nn.Module, images: torch.Tensor,
     if features is None:
         with autocast(device, amp):
             features = prefix.encode(net, images, transform, device)
-        _EVAL[key] = features
-        while len(_EVAL) > _EVAL_ENTRIES:
-            _EVAL.popitem(last=False)
+    _EVAL[key] = features
     _EVAL.move_to_end(key)
+    while len(_EVAL) > 1 and (len(_EVAL) > _EVAL_ENTRIES or sum(
+            f.numel() * f.element_size() for f in _EVAL.values()) > _EVAL_MAX_BYTES):
+        _EVAL.popitem(last=False)
     return features
 
 
