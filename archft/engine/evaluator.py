@@ -3,6 +3,8 @@ the per-image scores rewards and curves are made of."""
 
 from __future__ import annotations
 
+from typing import Iterable, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -66,12 +68,22 @@ class ScopedEvaluator:
         """Sum of a per-image score (`SCORES`) over the split or its rows `idx`, as a device
         tensor (no sync)."""
         net.eval()
-        per_image = SCORES[kind]
+        batches = self.batches(idx)
+        return self.summed((self.logits(net, rows) for rows in batches), batches, kind)
+
+    def batches(self, idx: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The row batches an evaluation of the split (or of its rows `idx`) runs, in order."""
         order = idx if idx is not None else torch.arange(len(self.labels), device=self.device)
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def summed(self, logits: Iterable[torch.Tensor], batches: Sequence[torch.Tensor],
+               kind: str) -> torch.Tensor:
+        """Sum of a per-image score (`SCORES`) of the logits of row batches `batches`, added
+        batch by batch in order, as a device tensor (no sync)."""
+        per_image = SCORES[kind]
         total = torch.zeros((), device=self.device)
-        for i in range(0, len(order), self.batch_size):
-            rows = order[i:i + self.batch_size]
-            total += per_image(self.logits(net, rows).float(), self.labels[rows]).sum()
+        for out, rows in zip(logits, batches):
+            total += per_image(out.float(), self.labels[rows]).sum()
         return total
 
     def score(self, net: nn.Module, idx: torch.Tensor | None = None,

@@ -31,7 +31,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from archft.engine import SCORES, ScopedEvaluator, autocast, fresh_bn_statistics
+from archft.engine import ScopedEvaluator, autocast, fresh_bn_statistics
 from archft.models import run_steps
 from archft.nas import unwrap
 from archft.space import SearchSpace
@@ -79,9 +79,7 @@ class PrefixSharingScorer:
             OrderedDict()
         self.bytes = 0
         self.runs = self.skipped = 0  # steps of the blocks: run, and taken from the cache
-        n, bs = len(evaluator), evaluator.batch_size
-        order = torch.arange(n, device=evaluator.device)
-        self.rows = [order[i:i + bs] for i in range(0, n, bs)]
+        self.rows = evaluator.batches()
 
     def _cacheable(self, j: int) -> bool:
         # The output after the last decision is the whole subnet's: never shared.
@@ -130,10 +128,7 @@ class PrefixSharingScorer:
                         self._store((j, arch[:self.depth[j]]), (recal, val))
         finally:
             net.eval()
-        per_image = SCORES[self.kind]
-        total = torch.zeros((), device=ev.device)
-        for logits, rows in zip(val, self.rows):
-            total += per_image(logits.float(), ev.labels[rows]).sum()
+        total = ev.summed(val, self.rows, self.kind)
         self.runs += len(self.steps) - start - 1
         self.skipped += start + 1
         return total.item() / max(len(ev), 1)  # SYNC: REINFORCE needs it
