@@ -114,6 +114,7 @@ def test_evaluation_features_held_are_bounded_in_bytes(digits, monkeypatch):
     evaluator("test")
     assert len(features._EVAL) == 1 and evaluator("val").features is not val.features
 
+
 def test_augmented_views_are_fixed_by_the_seed_and_differ(digits):
     space = SearchSpace.from_base("efficientnet_lite0", "small", weights="none", num_classes=10)
     tf = _transform(space, crop_pad=6)
