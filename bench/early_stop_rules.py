@@ -65,6 +65,10 @@ def _scored(history: list[dict], step: int) -> int:
 def report(out: Path) -> None:
     for path in sorted(out.rglob("summary.json")):
         summary = json.loads(path.read_text())
+        if summary.get("strategy", "reinforce") != "reinforce":
+            # random search and DARTS have no controller whose settling a stop rule could judge
+            print(f"{path.parent.relative_to(out)}  skipped: {summary['strategy']} search")
+            continue
         history = [json.loads(line) for line in
                    (path.parent / "search_history.jsonl").read_text().splitlines()]
         tops = [round(min(max(p) for p in row["probs"]), 2) for row in history[::100]]
