@@ -18,7 +18,9 @@ base's kernels at the smallest expansion; both at their smallest) and uniformly 
     python bench/oracle.py --tasks digits photos textures --train-per-class 30 --seeds 0 1 2 \\
         --random 4 --out runs/bench-oracle
 
-Rows are appended to `rows.jsonl` as they finish; a rerun skips them (resumable).
+Rows are appended to `rows.jsonl` as they finish; a rerun skips them (resumable). `--only base
+kmin --seeds 3 4 5` adds seeds for chosen architectures; the validation oracle then keeps to the
+seeds that fine-tuned every architecture.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def summarise(rows: list[dict], task: str) -> dict:
     picks = []
     for s in seeds:
         rs = [r for r in t if r["seed"] == s]
+        if len(rs) < len(per):  # a seed run with --only: not every architecture to pick from
+            continue
         top = max(rs, key=lambda r: (r["val_accuracy"], r["run"] == "base"))  # ties: the base
         picks.append({"seed": s, "run": top["run"], "test_accuracy": top["test_accuracy"],
                       "gain": top["test_accuracy"] - vanilla[s] if s in vanilla else None})
@@ -91,14 +95,14 @@ def summarise(rows: list[dict], task: str) -> dict:
 
 
 def markdown(summaries: dict) -> str:
-    lines = ["| task | architecture | test % mean +- std | gain over vanilla (paired) | "
+    lines = ["| task | architecture | test % mean +- std (seeds) | gain over vanilla (paired) | "
              "val % mean |", "| --- | --- | --- | --- | --- |"]
     for task, s in summaries.items():
         for name, e in s["architectures"].items():
             a, g, v = e["test_accuracy"], e["gain_over_vanilla"], e["val_accuracy"]
             star = " (test oracle)" if name == s["test_oracle"] else ""
             lines.append(f"| {task} | {name}{star}: {' '.join(e['architecture'])} | "
-                         f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f} | "
+                         f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f} ({a['n']}) | "
                          f"{100 * g['mean']:+.2f} +- {100 * g['std']:.2f} | "
                          f"{100 * v['mean']:.2f} |")
         vo = s["val_oracle"]
@@ -113,6 +117,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     task_arguments(p)
     p.add_argument("--random", type=int, default=4, help="uniformly drawn architectures")
+    p.add_argument("--only", nargs="+", metavar="NAME",
+                   help="fine-tune only these architectures (base, kmax, kmin, emin, kmin_emin, "
+                        "randomN)")
     p.add_argument("--out", default="runs/bench-oracle")
     args = p.parse_args()
     bench = Bench(Path(args.out), args)
@@ -124,6 +131,11 @@ def main() -> None:
         if space.inert_kernels(args.image_size):
             raise SystemExit(f"{task}: inert decisions at {args.image_size} px")
         archs = architectures(space, args.random)
+        if args.only:
+            if unknown := sorted(set(args.only) - set(archs)):
+                raise SystemExit(f"--only: unknown architecture {unknown[0]!r}; choose from "
+                                 f"{', '.join(archs)}")
+            archs = {n: a for n, a in archs.items() if n in args.only}
         for seed in args.seeds:
             for name, arch in archs.items():
                 bench.finetune(task, seed, name, space, arch, dataset, data, {},
