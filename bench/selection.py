@@ -11,9 +11,13 @@ fixed architectures fully fine-tuned, with their test accuracy) by that test acc
   (`bench/quality.py`'s REINFORCE directory of the same task and seed), next to the
   architectures the searches picked (their fine-tuned test accuracy from the same rows).
 
-Reported per signal: Spearman's rank correlation with test accuracy and the rank, by the
-signal, of the architecture that was best on test (ties count in its favour). Both signals
-judge the same architectures. Only the scoring runs here; nothing is trained.
+First, whether there is anything to tell apart: a two-way analysis of variance of the oracle's
+test accuracy (architecture + seed, additive; the seeds that fine-tuned every architecture)
+gives the architecture's F and p. Where p is large, the architectures' test accuracies differ
+by no more than a change of seed moves them: there is no evidence of a difference to rank.
+Then, per signal: Spearman's rank correlation with test accuracy and the rank, by the signal,
+of the architecture that was best on test (ties count in its favour). Both signals judge the
+same architectures. Only the scoring runs here; nothing is trained.
 
     python bench/selection.py --oracle runs/bench-oracle-large30 --searches runs/bench-large30-d1 \\
         --tasks textures digits --scope large --train-per-class 30 --out runs/bench-selection
@@ -26,8 +30,10 @@ import json
 import statistics
 from pathlib import Path
 
+import numpy as np
 from quality import Bench, task_arguments
 from ranking import supernet_rewards
+from scipy.stats import f as f_distribution
 from scipy.stats import spearmanr
 
 from archft.data import DataConfig, load_dataset
@@ -45,6 +51,29 @@ def _rank_of_best(signal: list[float], test: list[float]) -> int:
 def _judge(signal: list[float], test: list[float]) -> dict:
     return {"spearman": round(float(spearmanr(signal, test).statistic), 3),
             "rank_of_test_best": _rank_of_best(signal, test), "of": len(test)}
+
+
+def architecture_effect(oracle: list[dict], task: str) -> dict | None:
+    """Two-way additive ANOVA of test accuracy (points) on architecture and seed, over the seeds
+    that fine-tuned every architecture: the architecture's F, p and the residual std."""
+    rows = [r for r in oracle if r["task"] == task]
+    names = list(dict.fromkeys(r["run"] for r in rows))
+    seeds = sorted(s for s in {r["seed"] for r in rows}
+                   if len([r for r in rows if r["seed"] == s]) == len(names))
+    if len(names) < 2 or len(seeds) < 2:
+        return None
+    y = np.zeros((len(names), len(seeds)))
+    for r in rows:
+        if r["seed"] in seeds:
+            y[names.index(r["run"]), seeds.index(r["seed"])] = 100 * r["test_accuracy"]
+    resid = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
+    df_arch, df_error = len(names) - 1, (len(names) - 1) * (len(seeds) - 1)
+    ms_arch = len(seeds) * ((y.mean(1) - y.mean()) ** 2).sum() / df_arch
+    ms_error = (resid ** 2).sum() / df_error
+    f = ms_arch / ms_error
+    return {"architectures": len(names), "seeds": seeds, "F": round(float(f), 2),
+            "p": round(float(f_distribution.sf(f, df_arch, df_error)), 4),
+            "residual_std_points": round(float(np.sqrt(ms_error)), 2)}
 
 
 def task_rows(oracle: list[dict], quality: list[dict], task: str, seed: int) -> list[dict]:
@@ -75,6 +104,8 @@ def main() -> None:
     args = p.parse_args()
     oracle, quality = _read(args.oracle), _read(args.searches)
     bench = Bench(Path(args.out), args)
+    effects = ["| task | architectures x seeds | architecture F | p | residual std (points) |",
+               "| --- | --- | --- | --- | --- |"]
     summary, lines = {}, ["| task | signal | Spearman with test, per seed (mean) | rank of the "
                           "test-best architecture, per seed |", "| --- | --- | --- | --- |"]
     for task in args.tasks:
@@ -103,8 +134,13 @@ def main() -> None:
                 judged.setdefault(f"supernet {key}", {})[seed] = _judge(
                     [rw[key] for rw in rewards], [r["test_accuracy"] for r in rows])
         lines += [_line(task, signal, per) for signal, per in judged.items()]
-        summary[task] = {"signals": judged, "scored": scored}
-    bench.report("selection", summary, "\n".join(lines) + "\n")
+        effect = architecture_effect(oracle, task)
+        if effect:
+            effects.append(f"| {task} | {effect['architectures']} x {len(effect['seeds'])} | "
+                           f"{effect['F']:.2f} | {effect['p']:.3f} | "
+                           f"{effect['residual_std_points']:.2f} |")
+        summary[task] = {"architecture_effect": effect, "signals": judged, "scored": scored}
+    bench.report("selection", summary, "\n".join(effects) + "\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
