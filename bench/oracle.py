@@ -66,11 +66,18 @@ def architectures(space: SearchSpace, n_random: int, seed: int = 0) -> dict[str,
     return archs
 
 
+def complete_seeds(rows: list[dict]) -> list[int]:
+    """The seeds of one task's rows that fine-tuned every architecture the rows name (a seed
+    run with `--only` is not one)."""
+    names = {r["run"] for r in rows}
+    return sorted(s for s in {r["seed"] for r in rows}
+                  if {r["run"] for r in rows if r["seed"] == s} == names)
+
+
 def summarise(rows: list[dict], task: str) -> dict:
     """Per architecture: test accuracy stats and the gain over vanilla paired by seed; the
     test and validation oracles."""
     t = [r for r in rows if r["task"] == task]
-    seeds = sorted({r["seed"] for r in t})
     vanilla = {r["seed"]: r["test_accuracy"] for r in t if r["run"] == "base"}
     per = {}
     for name in dict.fromkeys(r["run"] for r in t):
@@ -82,10 +89,8 @@ def summarise(rows: list[dict], task: str) -> dict:
                                                   for r in rs if r["seed"] in vanilla])}
     best = max(per, key=lambda n: per[n]["test_accuracy"]["mean"])
     picks = []
-    for s in seeds:
+    for s in complete_seeds(t):
         rs = [r for r in t if r["seed"] == s]
-        if len(rs) < len(per):  # a seed run with --only: not every architecture to pick from
-            continue
         top = max(rs, key=lambda r: (r["val_accuracy"], r["run"] == "base"))  # ties: the base
         picks.append({"seed": s, "run": top["run"], "test_accuracy": top["test_accuracy"],
                       "gain": top["test_accuracy"] - vanilla[s] if s in vanilla else None})

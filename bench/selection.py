@@ -31,7 +31,8 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from quality import Bench, task_arguments
+from oracle import complete_seeds
+from quality import Bench, _indices, task_arguments
 from ranking import supernet_rewards
 from scipy.stats import f as f_distribution
 from scipy.stats import spearmanr
@@ -58,8 +59,7 @@ def architecture_effect(oracle: list[dict], task: str) -> dict | None:
     that fine-tuned every architecture: the architecture's F, p and the residual std."""
     rows = [r for r in oracle if r["task"] == task]
     names = list(dict.fromkeys(r["run"] for r in rows))
-    seeds = sorted(s for s in {r["seed"] for r in rows}
-                   if len([r for r in rows if r["seed"] == s]) == len(names))
+    seeds = complete_seeds(rows)
     if len(names) < 2 or len(seeds) < 2:
         return None
     y = np.zeros((len(names), len(seeds)))
@@ -84,8 +84,12 @@ def task_rows(oracle: list[dict], quality: list[dict], task: str, seed: int) -> 
 
 
 def _read(directory: str | None) -> list[dict]:
-    path = Path(directory or "") / "rows.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if directory else []
+    if not directory:
+        return []
+    path = Path(directory) / "rows.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such file (expected a benchmark directory)")
+    return [json.loads(x) for x in path.read_text().splitlines()]
 
 
 def _line(task: str, signal: str, per: dict[int, dict]) -> str:
@@ -114,18 +118,15 @@ def main() -> None:
         space = SearchSpace.from_base(args.base, args.scope, num_classes=len(dataset.classes))
         judged: dict[str, dict[int, dict]] = {}
         scored = []
-        for seed in args.seeds:
-            if len(task_rows(oracle, [], task, seed)) < 3:  # a seed run with oracle.py --only
-                continue
+        complete = complete_seeds([r for r in oracle if r["task"] == task])
+        for seed in (s for s in args.seeds if s in complete):
             rows = task_rows(oracle, quality, task, seed)
             judged.setdefault("fine-tuned val accuracy", {})[seed] = _judge(
                 [r["val_accuracy"] for r in rows], [r["test_accuracy"] for r in rows])
             search = Path(args.searches or "") / task / f"seed{seed}" / "reinforce" / "search"
             if not args.searches or not (search / "supernet.safetensors").exists():
                 continue
-            archs = [[list(d.candidates).index(c) for d, c in zip(space.decisions,
-                                                                  r["architecture"])]
-                     for r in rows]
+            archs = [_indices(space, r["architecture"]) for r in rows]
             rewards = supernet_rewards(space, dataset, data, search, archs, seed)
             scored += [{"seed": seed, "run": r["run"], "architecture": r["architecture"],
                         "test_accuracy": r["test_accuracy"], "rewards": reward}
