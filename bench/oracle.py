@@ -30,10 +30,9 @@ import statistics
 from pathlib import Path
 
 import torch
-from quality import Bench, _stats, task_arguments
+from quality import Bench, _stats, load_task, task_arguments
 
 from archft.core.rng import generator
-from archft.data import DataConfig, load_dataset
 from archft.space import SearchSpace, parse_candidate
 
 
@@ -132,8 +131,7 @@ def main() -> None:
     bench = Bench(Path(args.out), args)
     summaries = {}
     for task in args.tasks:
-        data = DataConfig(task, args.image_size, train_per_class=args.train_per_class)
-        dataset = load_dataset(data)
+        data, dataset = load_task(args, task)
         space = SearchSpace.from_base(args.base, args.scope, num_classes=len(dataset.classes))
         if space.inert_kernels(args.image_size):
             raise SystemExit(f"{task}: inert decisions at {args.image_size} px")

@@ -15,6 +15,8 @@ again, so an interrupted benchmark resumes where it stopped.
     python bench/quality.py --tasks digits photos textures --image-size 128 --scope medium \\
         --seeds 0 1 2 --out runs/bench-quality
     python bench/quality.py ... --strategies reinforce --set reward=accuracy warmup=0  # ablation
+    python bench/quality.py --tasks photos --patches 300 100 200 --patch-side 0.05 0.10 ...
+        # a patch task with more (and smaller) patches: more data, larger val/test splits
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from pathlib import Path
 
 import torch
 
-from archft.data import DataConfig, load_dataset
+from archft.data import DataConfig, Dataset, load_dataset
+from archft.data.tasks import SPLIT_TILES, TASKS
 from archft.finetune import FinetuneConfig, run_finetune
 from archft.runconfig import RunConfig
 from archft.search import SearchConfig, run_search
@@ -104,10 +107,26 @@ class Bench:
                   "finetune_seconds": m["finetune_seconds"], **extra})
 
 
+def load_task(args: argparse.Namespace, task: str) -> tuple[DataConfig, Dataset]:
+    """The task's data config and dataset. `--patches` and `--patch-side` change a patch task's
+    split sizes and patch sides (in this process only: `archft.data.tasks.TASKS` is rebuilt)."""
+    changes = {}
+    if args.patches:
+        changes["per_split"] = dict(zip((name for name, _ in SPLIT_TILES), args.patches))
+    if args.patch_side:
+        changes["side"] = tuple(args.patch_side)
+    if changes:
+        if task not in TASKS:
+            raise SystemExit(f"--patches/--patch-side: {task!r} is not a patch task "
+                             f"({', '.join(TASKS)})")
+        TASKS[task] = dataclasses.replace(TASKS[task], **changes)
+    data = DataConfig(task, args.image_size, train_per_class=args.train_per_class)
+    return data, load_dataset(data)
+
+
 def run_task(bench: Bench, task: str, seeds: list[int], overrides: list[str]) -> None:
     args = bench.args
-    data = DataConfig(task, args.image_size, train_per_class=args.train_per_class)
-    dataset = load_dataset(data)
+    data, dataset = load_task(args, task)
     space = SearchSpace.from_base(args.base, args.scope, num_classes=len(dataset.classes))
     inert = space.inert_kernels(args.image_size)
     if inert:
@@ -191,6 +210,12 @@ def task_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scope", default="medium")
     p.add_argument("--train-per-class", type=int, default=None,
                    help="few-shot: training images kept per class (default: all)")
+    p.add_argument("--patches", nargs=3, type=int, metavar=("TRAIN", "VAL", "TEST"),
+                   help="patches per class and split of a patch task (default: the task's own, "
+                        "120 30 60): larger validation and test splits measure smaller effects")
+    p.add_argument("--patch-side", nargs=2, type=float, metavar=("MIN", "MAX"),
+                   help="patch side of a patch task as fractions of its source's shorter side "
+                        "(default: the task's own; smaller patches make a harder task)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=FinetuneConfig().steps)
 

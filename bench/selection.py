@@ -32,12 +32,11 @@ from pathlib import Path
 
 import numpy as np
 from oracle import complete_seeds
-from quality import Bench, _indices, task_arguments
+from quality import Bench, _indices, load_task, task_arguments
 from ranking import supernet_rewards
 from scipy.stats import f as f_distribution
 from scipy.stats import spearmanr
 
-from archft.data import DataConfig, load_dataset
 from archft.space import SearchSpace
 
 PICKS = ("reinforce", "random")  # the quality benchmark's runs whose choice is scored too
@@ -113,8 +112,7 @@ def main() -> None:
     summary, lines = {}, ["| task | signal | Spearman with test, per seed (mean) | rank of the "
                           "test-best architecture, per seed |", "| --- | --- | --- | --- |"]
     for task in args.tasks:
-        data = DataConfig(task, args.image_size, train_per_class=args.train_per_class)
-        dataset = load_dataset(data)
+        data, dataset = load_task(args, task)
         space = SearchSpace.from_base(args.base, args.scope, num_classes=len(dataset.classes))
         judged: dict[str, dict[int, dict]] = {}
         scored = []
