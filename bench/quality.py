@@ -112,14 +112,15 @@ def load_task(args: argparse.Namespace, task: str) -> tuple[DataConfig, Dataset]
     split sizes and patch sides (in this process only: `archft.data.tasks.TASKS` is rebuilt)."""
     changes = {}
     if args.patches:
+        if min(args.patches) < 1:
+            raise SystemExit(f"--patches: counts must be >= 1, got "
+                             f"{' '.join(map(str, args.patches))}")
         changes["per_split"] = dict(zip((name for name, _ in SPLIT_TILES), args.patches))
     if args.patch_side:
+        if not 0 < args.patch_side[0] <= args.patch_side[1] <= 1:
+            raise SystemExit(f"--patch-side: need 0 < MIN <= MAX <= 1, got "
+                             f"{' '.join(map(str, args.patch_side))}")
         changes["side"] = tuple(args.patch_side)
-    if args.patches and min(args.patches) < 1:
-        raise SystemExit(f"--patches: counts must be >= 1, got {' '.join(map(str, args.patches))}")
-    if args.patch_side and not 0 < args.patch_side[0] <= args.patch_side[1] <= 1:
-        raise SystemExit(f"--patch-side: need 0 < MIN <= MAX <= 1, got "
-                         f"{' '.join(map(str, args.patch_side))}")
     if changes:
         if task not in TASKS:
             raise SystemExit(f"--patches/--patch-side: {task!r} is not a patch task "
