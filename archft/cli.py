@@ -23,7 +23,8 @@ from archft.core.errors import ArchftError
 # section (search or finetune) for the flags every training command has.
 DATA_FLAGS = {"dataset": "data.source", "image_size": "data.image_size",
               "data_seed": "data.seed", "download": "data.download", "flip": "data.flip",
-              "train_per_class": "data.train_per_class"}
+              "train_per_class": "data.train_per_class", "patches": "data.patches",
+              "patch_side": "data.patch_side"}
 SPACE_FLAGS = {"base": "space.base", "weights": "space.weights", "scope": "space.scope",
                "kernels": "space.kernels", "expansions": "space.expansions",
                "remap": "space.remap"}
@@ -236,6 +237,11 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="random horizontal flips in training (default: off for digits, else on)")
     p.add_argument("--train-per-class", type=int,
                    help="few-shot: keep at most this many training images per class")
+    p.add_argument("--patches", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"),
+                   help="photos/textures: patches per class and split (default 120 30 60)")
+    p.add_argument("--patch-side", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="photos/textures: patch side as fractions of the photograph's shorter "
+                   "side")
 
 
 def _add_space_args(p: argparse.ArgumentParser) -> None:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
+from archft.core.errors import ConfigError
 from archft.data import DataConfig, Dataset, load_dataset
-from archft.data.tasks import SPLIT_TILES, TASKS
 from archft.finetune import FinetuneConfig, run_finetune
 from archft.runconfig import RunConfig
 from archft.search import SearchConfig, run_search
@@ -108,25 +108,14 @@ class Bench:
 
 
 def load_task(args: argparse.Namespace, task: str) -> tuple[DataConfig, Dataset]:
-    """The task's data config and dataset. `--patches` and `--patch-side` change a patch task's
-    split sizes and patch sides (in this process only: `archft.data.tasks.TASKS` is rebuilt)."""
-    changes = {}
-    if args.patches:
-        if min(args.patches) < 1:
-            raise SystemExit(f"--patches: counts must be >= 1, got "
-                             f"{' '.join(map(str, args.patches))}")
-        changes["per_split"] = dict(zip((name for name, _ in SPLIT_TILES), args.patches))
-    if args.patch_side:
-        if not 0 < args.patch_side[0] <= args.patch_side[1] <= 1:
-            raise SystemExit(f"--patch-side: need 0 < MIN <= MAX <= 1, got "
-                             f"{' '.join(map(str, args.patch_side))}")
-        changes["side"] = tuple(args.patch_side)
-    if changes:
-        if task not in TASKS:
-            raise SystemExit(f"--patches/--patch-side: {task!r} is not a patch task "
-                             f"({', '.join(TASKS)})")
-        TASKS[task] = dataclasses.replace(TASKS[task], **changes)
-    data = DataConfig(task, args.image_size, train_per_class=args.train_per_class)
+    """The task's data config and dataset (`--patches` and `--patch-side` size a patch task:
+    `DataConfig.patches`, `patch_side`)."""
+    try:
+        data = DataConfig(task, args.image_size, train_per_class=args.train_per_class,
+                          patches=tuple(args.patches) if args.patches else None,
+                          patch_side=tuple(args.patch_side) if args.patch_side else None)
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     return data, load_dataset(data)
 
 

@@ -29,6 +29,12 @@ def test_space_text():
     (["space", "--base", "resnet18", "--kernels", "2,4"], "kernels must be"),
     (["data", "--dataset", "imagefolder:/no/such/dir"], "image folder not found: /no/such/dir"),
     (["data", "--dataset", "cifar10:/no/such/dir"], "CIFAR-10 not found under /no/such/dir"),
+    (["data", "--dataset", "digits", "--patches", "5", "2", "3"],
+     "patches and patch_side apply to the patch tasks (photos, textures), not to 'digits'"),
+    (["data", "--dataset", "photos", "--patches", "5", "0", "3"],
+     "patches must be three positive integers"),
+    (["data", "--dataset", "textures", "--patch-side", "0.3", "0.2"],
+     "patch_side must be two fractions 0 < min <= max <= 1"),
 ])
 def test_user_errors_are_one_line(args, message):
     r = archft(*args)

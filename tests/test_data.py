@@ -249,3 +249,26 @@ def test_patch_tasks_are_fixed_by_the_seed_and_never_share_a_patch(task):
     assert [r.split for r in ds.records] == splits  # the tiles' splits are kept
     hashes = {s: {r.sha256 for r in ds.records if r.split == s} for s in ("train", "val", "test")}
     assert not hashes["train"] & hashes["test"] and not hashes["train"] & hashes["val"]
+
+
+def test_a_patch_task_can_be_given_more_patches_of_another_size():
+    from archft.data.tasks import TASKS
+
+    spec = TASKS["textures"]
+    sized = load_dataset(DataConfig("textures", 32, patches=[4, 2, 3], patch_side=[0.015, 0.03]))
+    counts = sized.counts()
+    assert [set(counts[s].values()) for s in ("train", "val", "test")] == [{4}, {2}, {3}]
+    assert TASKS["textures"] is spec  # the registered task is not changed
+    own = load_dataset(DataConfig("textures", 32, patches=[4, 2, 3]))
+    # Same tiles and draws, other patch sides: other images.
+    assert [r.split for r in own.records] == [r.split for r in sized.records]
+    assert not torch.equal(own.images, sized.images)
+    assert DataConfig("textures", patches=[4, 2, 3]).to_dict()["patches"] == [4, 2, 3]
+    for bad in ([4, 2], [4, 2, 0], [4.0, 2, 3]):
+        with pytest.raises(ConfigError, match="patches must be three positive integers"):
+            DataConfig("textures", patches=bad)
+    for bad in ([0.2, 0.1], [0, 0.1], [0.1, 1.5], [0.1]):
+        with pytest.raises(ConfigError, match="patch_side must be two fractions"):
+            DataConfig("photos", patch_side=bad)
+    with pytest.raises(ConfigError, match="apply to the patch tasks"):
+        DataConfig("digits", patches=[4, 2, 3])

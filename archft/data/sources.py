@@ -131,7 +131,8 @@ def _read_digits(config: DataConfig, _arg: str, _strict: bool) -> SourceRead:
 def _read_patches(config: DataConfig, _arg: str, _strict: bool) -> SourceRead:
     from archft.data.tasks import make_patches
 
-    classes, raw, labels, given = make_patches(config.source, config.image_size, config.seed)
+    classes, raw, labels, given = make_patches(config.source, config.image_size, config.seed,
+                                                config.patches, config.patch_side)
     hashes = [content_hash(im.tobytes()) for im in raw]
     splits = assign_splits(labels, hashes, given, config)
     s = config.image_size

@@ -16,13 +16,14 @@ source, so that what is chosen on validation carries over to test. (With one ban
 tried first, validation and test were two different regions of each photo and disagreed on
 which model was better.) Patches are squares of 10-20% (photos) or 2.5-4.5% (textures) of the
 source's shorter side (at most a tile), resized to the stored size; their count per class and
-split is fixed (`TASKS`).
+split is fixed (`TASKS`; `DataConfig.patches` and `patch_side` change both, e.g. 300 100 200
+patches of 5-10% for a task with more data and larger evaluation splits).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -110,7 +111,8 @@ def _tiles(rng: np.random.Generator) -> dict[str, list[tuple[int, int]]]:
     return tiles
 
 
-def make_patches(task: str, size: int, seed: int = 0
+def make_patches(task: str, size: int, seed: int = 0,
+                 per_split: Sequence[int] | None = None, side: Sequence[float] | None = None
                  ) -> tuple[list[str], np.ndarray, list[int], list[str]]:
     """Cuts a task's patches.
 
@@ -118,11 +120,18 @@ def make_patches(task: str, size: int, seed: int = 0
         task: a name in `TASKS`.
         size: side of the returned patches.
         seed: fixes tiles, positions, sizes and rotations.
+        per_split: patches per class in train, val and test (None: the task's own).
+        side: (min, max) patch side as a fraction of the source's shorter side (None: the
+            task's own).
 
     Returns:
         (class names, uint8 images (N, size, size, 3), labels, splits).
     """
     spec = TASKS[task]
+    if per_split is not None:
+        spec = replace(spec, per_split=dict(zip((s for s, _ in SPLIT_TILES), per_split)))
+    if side is not None:
+        spec = replace(spec, side=tuple(side))
     rng = np.random.default_rng(seed)
     images, labels, splits = [], [], []
     for label, load in enumerate(spec.sources.values()):
