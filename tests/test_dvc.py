@@ -42,8 +42,9 @@ def test_prepare_stage_materialises_the_default_dataset_offline(tmp_path):
     _run(["dvc", "repro", "-q"], repo)
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     outs = {o["path"]: o for o in lock["stages"]["prepare"]["outs"]}
+    sizing = {k.replace("-", "_"): v for k, v in params["sizing"].items()}
     bundled = load_dataset(DataConfig(params["source"], params["image_size"],
-                                      seed=params["seed"]))
+                                      seed=params["seed"], **sizing))
     assert outs[f"data/{name}"]["nfiles"] == len(bundled.records)
     assert f"/{name}" in (repo / "data" / ".gitignore").read_text()  # DVC's, not git's, to track
     assert "didn't change" in _run(["dvc", "repro"], repo)  # reproducible: nothing to do

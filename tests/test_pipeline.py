@@ -280,8 +280,8 @@ def test_bad_config_is_one_line_naming_file_and_field(runs, tmp_path):
 def test_shipped_configs_pass_the_checks(name, tmp_path, monkeypatch):
     import run
 
-    monkeypatch.chdir(tmp_path)  # default.yaml reads data/photos, which `dvc repro` writes
-    (tmp_path / "data" / "photos").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # default.yaml reads data/textures, which `dvc repro` writes
+    (tmp_path / "data" / "textures").mkdir(parents=True)
     params = run.check_config(ROOT / "configs" / name)["parameters"]
     if name == "default.yaml":  # the main job searches for real: several live decisions
         from archft.space import SearchSpace
