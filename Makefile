@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 # The main job: materialise the dataset with DVC (offline, cached), then run the ZenML pipeline
 # ingest -> validate -> build_supernet -> search -> finetune (+ vanilla) -> export_onnx ->
-# evaluate -> promote on the offline default (EfficientNet-Lite0 ImageNet weights, photos task).
+# evaluate -> promote on the offline default (EfficientNet-Lite0 ImageNet weights, textures task).
 CONFIG ?= configs/default.yaml
 run: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
