@@ -9,6 +9,7 @@ replaced (by a script that records its calls) in the stack-script test.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -191,7 +192,16 @@ def test_image_tags_and_torch_match_the_code():
 
 
 def test_katib_trial_is_a_valid_archft_search():
-    from archft.cli import SEARCH_METRICS, build_parser
+    from archft.cli import (
+        DATA_FLAGS,
+        RUN_FLAGS,
+        SEARCH_FLAGS,
+        SEARCH_METRICS,
+        SPACE_FLAGS,
+        build_parser,
+        run_config,
+    )
+    from archft.runconfig import load_run_config
 
     katib = yaml.safe_load((ROOT / "k8s" / "katib-experiment.yaml").read_text())["spec"]
     objective = katib["objective"]
@@ -206,8 +216,40 @@ def test_katib_trial_is_a_valid_archft_search():
             for a in container["command"]]
     assert argv[:2] == ["archft", "search"]
     args = build_parser().parse_args(argv[1:])  # exits (SystemExit) on an unknown flag
-    assert args.controller_lr == float(feasible["controller_lr"])
-    assert args.warmup == float(feasible["warmup"])
+    # The image's WORKDIR is /app (k8s/Dockerfile), where the repository's configs/ is copied.
+    assert args.config.startswith("/app/configs/")
+    args.config = str(ROOT / args.config.removeprefix("/app/"))
+    trial = run_config(args, {**DATA_FLAGS, **SPACE_FLAGS, **RUN_FLAGS, **SEARCH_FLAGS})  # as
+    # `archft search` builds it
+    assert trial.search.controller_lr == float(feasible["controller_lr"])
+    assert trial.search.warmup == float(feasible["warmup"])
+    # Apart from the tuned fields, a trial searches what the Kubeflow pipeline searches.
+    pipeline = load_run_config(ROOT / "configs" / "kubeflow.yaml")
+    assert (trial.data, trial.space) == (pipeline.data, pipeline.space)
+    tuned = {"controller_lr": pipeline.search.controller_lr, "warmup": pipeline.search.warmup}
+    assert dataclasses.replace(trial.search, **tuned) == pipeline.search
+
+
+def test_default_task_and_search_agree_across_local_dvc_and_kubeflow():
+    """The default task's sizing lives in params.yaml (DVC), configs/kubeflow.yaml (built in
+    the ingest pod) and configs/default.yaml (the folder DVC writes): one changed alone would
+    run the local and the cluster default on different data or with a different search."""
+    from archft.data import DataConfig
+    from archft.runconfig import load_run_config
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]
+    local = load_run_config(ROOT / "configs" / "default.yaml")
+    cluster = load_run_config(ROOT / "configs" / "kubeflow.yaml")
+    sizing = {k.replace("-", "_"): tuple(v) for k, v in params["sizing"].items()}
+    assert cluster.data == DataConfig(params["source"], params["image_size"],
+                                      seed=params["seed"], **sizing)
+    assert local.data.source == f"imagefolder:data/{params['name']}"
+    assert local.data.image_size == cluster.data.image_size
+    assert local.space == cluster.space
+    for section in ("search", "finetune"):  # the cluster's only difference: device auto
+        assert dataclasses.replace(getattr(cluster, section), device="auto") == \
+            dataclasses.replace(getattr(local, section), device="auto"), section
+    assert local.vanilla == cluster.vanilla
 
 
 # Records its calls, and the content of a --from-env-file (the script removes it after).
