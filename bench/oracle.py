@@ -65,6 +65,23 @@ def architectures(space: SearchSpace, n_random: int, seed: int = 0) -> dict[str,
     return archs
 
 
+def named(space: SearchSpace, specs: list[str]) -> dict[str, list[int]]:
+    """`--arch NAME=c1,c2,...` -> name -> architecture (candidate indices)."""
+    archs = {}
+    for spec in specs:
+        name, eq, text = spec.partition("=")
+        choices = text.split(",")
+        if not eq or not name or len(choices) != len(space.decisions):
+            raise SystemExit(f"--arch: expected NAME=<{len(space.decisions)} comma-separated "
+                             f"candidates>, got {spec!r}")
+        try:
+            archs[name] = [d.candidates.index(c) for d, c in zip(space.decisions, choices)]
+        except ValueError:
+            bad = next(c for d, c in zip(space.decisions, choices) if c not in d.candidates)
+            raise SystemExit(f"--arch {name}: {bad!r} is not a candidate of this space") from None
+    return archs
+
+
 def complete_seeds(rows: list[dict]) -> list[int]:
     """The seeds of one task's rows that fine-tuned every architecture the rows name (a seed
     run with `--only` is not one)."""
@@ -126,6 +143,9 @@ def main() -> None:
     p.add_argument("--only", nargs="+", metavar="NAME",
                    help="fine-tune only these architectures (base, kmax, kmin, emin, kmin_emin, "
                         "randomN)")
+    p.add_argument("--arch", nargs="+", default=[], metavar="NAME=CHOICES",
+                   help="more architectures by name, e.g. pick0=k5_e6,k3_e6,k7_e3,k3_e3,k3_e6 "
+                        "(one candidate per decision); --only selects among them too")
     p.add_argument("--out", default="runs/bench-oracle")
     args = p.parse_args()
     bench = Bench(Path(args.out), args)
@@ -135,7 +155,7 @@ def main() -> None:
         space = SearchSpace.from_base(args.base, args.scope, num_classes=len(dataset.classes))
         if space.inert_kernels(args.image_size):
             raise SystemExit(f"{task}: inert decisions at {args.image_size} px")
-        archs = architectures(space, args.random)
+        archs = {**architectures(space, args.random), **named(space, args.arch)}
         if args.only:
             if unknown := sorted(set(args.only) - set(archs)):
                 raise SystemExit(f"--only: unknown architecture {unknown[0]!r}; choose from "

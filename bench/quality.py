@@ -60,6 +60,17 @@ def search_config(strategy: str, seed: int, budget: int, overrides: list[str]) -
     return RunConfig(search=base).with_overrides(pairs).search
 
 
+def finetune_config(args: argparse.Namespace, seed: int, vanilla: bool) -> FinetuneConfig:
+    """The benchmark's stage-2 config: the defaults, `--steps` and the seed, then `--finetune`
+    pairs (fine-tuning fields, e.g. lr=0.02), the same for every architecture and vanilla."""
+    base = FinetuneConfig(steps=args.steps, seed=seed, progress=False, vanilla=vanilla)
+    pairs = [f"finetune.{p}" for p in args.finetune]
+    try:
+        return RunConfig(finetune=base).with_overrides(pairs, "--finetune").finetune
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
 def _indices(space: SearchSpace, names: list[str]) -> list[int]:
     return [d.candidates.index(n) for d, n in zip(space.decisions, names)]
 
@@ -99,8 +110,7 @@ class Bench:
         if self.done(task, seed, run):
             return
         m = run_finetune(Architecture.of(space, arch), dataset, data,
-                         FinetuneConfig(steps=self.args.steps, seed=seed, progress=False,
-                                        vanilla=vanilla),
+                         finetune_config(self.args, seed, vanilla),
                          self.out / task / f"seed{seed}" / run / "model")
         self.add({"task": task, "seed": seed, "run": run, "architecture": m["architecture"],
                   "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
@@ -213,6 +223,9 @@ def task_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: the task's own; smaller patches make a harder task)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=FinetuneConfig().steps)
+    p.add_argument("--finetune", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="stage-2 overrides for every fine-tuning (vanilla too), e.g. lr=0.02; "
+                        "use a separate --out per setting: rows are keyed by task, seed, run")
 
 
 def main() -> None:
