@@ -30,7 +30,7 @@ import statistics
 from pathlib import Path
 
 import torch
-from quality import Bench, _stats, load_task, task_arguments
+from quality import Bench, _stats, finetune_argument, load_task, task_arguments
 
 from archft.core.rng import generator
 from archft.space import SearchSpace, parse_candidate
@@ -139,6 +139,7 @@ def markdown(summaries: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     task_arguments(p)
+    finetune_argument(p)
     p.add_argument("--random", type=int, default=4, help="uniformly drawn architectures")
     p.add_argument("--only", nargs="+", metavar="NAME",
                    help="fine-tune only these architectures (base, kmax, kmin, emin, kmin_emin, "

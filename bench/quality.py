@@ -223,6 +223,10 @@ def task_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: the task's own; smaller patches make a harder task)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=FinetuneConfig().steps)
+
+
+def finetune_argument(p: argparse.ArgumentParser) -> None:
+    """`--finetune`, for the benchmarks that fine-tune (`Bench.finetune`)."""
     p.add_argument("--finetune", nargs="*", default=[], metavar="KEY=VALUE",
                    help="stage-2 overrides for every fine-tuning (vanilla too), e.g. lr=0.02; "
                         "use a separate --out per setting: rows are keyed by task, seed, run")
@@ -231,6 +235,7 @@ def task_arguments(p: argparse.ArgumentParser) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     task_arguments(p)
+    finetune_argument(p)
     p.add_argument("--strategies", nargs="*", default=["reinforce", "random", "darts"],
                    help="searches to run (none: only the vanilla baseline)")
     p.add_argument("--budget", type=int, default=SearchConfig().budget)

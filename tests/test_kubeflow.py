@@ -219,8 +219,8 @@ def test_katib_trial_is_a_valid_archft_search():
     # The image's WORKDIR is /app (k8s/Dockerfile), where the repository's configs/ is copied.
     assert args.config.startswith("/app/configs/")
     args.config = str(ROOT / args.config.removeprefix("/app/"))
-    trial = run_config(args, {**DATA_FLAGS, **SPACE_FLAGS, **RUN_FLAGS, **SEARCH_FLAGS})  # as
-    # `archft search` builds it
+    # The trial's configuration as `archft search` builds it: the file, then the flags.
+    trial = run_config(args, {**DATA_FLAGS, **SPACE_FLAGS, **RUN_FLAGS, **SEARCH_FLAGS})
     assert trial.search.controller_lr == float(feasible["controller_lr"])
     assert trial.search.warmup == float(feasible["warmup"])
     # Apart from the tuned fields, a trial searches what the Kubeflow pipeline searches.
