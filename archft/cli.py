@@ -146,11 +146,16 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def search_run_config(args: argparse.Namespace):
+    """The run configuration `archft search` runs with (its flags parsed into `args`)."""
+    return run_config(args, {**DATA_FLAGS, **SPACE_FLAGS, **RUN_FLAGS, **SEARCH_FLAGS})
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     from archft.data import load_dataset
     from archft.search import run_search
 
-    config = run_config(args, {**DATA_FLAGS, **SPACE_FLAGS, **RUN_FLAGS, **SEARCH_FLAGS})
+    config = search_run_config(args)
     dataset = load_dataset(config.data)
     space = config.space.build(len(dataset.classes))
     try:

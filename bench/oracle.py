@@ -30,7 +30,7 @@ import statistics
 from pathlib import Path
 
 import torch
-from quality import Bench, _stats, finetune_argument, load_task, task_arguments
+from quality import Bench, _indices, _stats, finetune_argument, load_task, task_arguments
 
 from archft.core.rng import generator
 from archft.space import SearchSpace, parse_candidate
@@ -74,11 +74,9 @@ def named(space: SearchSpace, specs: list[str]) -> dict[str, list[int]]:
         if not eq or not name or len(choices) != len(space.decisions):
             raise SystemExit(f"--arch: expected NAME=<{len(space.decisions)} comma-separated "
                              f"candidates>, got {spec!r}")
-        try:
-            archs[name] = [d.candidates.index(c) for d, c in zip(space.decisions, choices)]
-        except ValueError:
-            bad = next(c for d, c in zip(space.decisions, choices) if c not in d.candidates)
-            raise SystemExit(f"--arch {name}: {bad!r} is not a candidate of this space") from None
+        if bad := [c for d, c in zip(space.decisions, choices) if c not in d.candidates]:
+            raise SystemExit(f"--arch {name}: {bad[0]!r} is not a candidate of this space")
+        archs[name] = _indices(space, choices)
     return archs
 
 

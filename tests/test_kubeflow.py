@@ -192,15 +192,7 @@ def test_image_tags_and_torch_match_the_code():
 
 
 def test_katib_trial_is_a_valid_archft_search():
-    from archft.cli import (
-        DATA_FLAGS,
-        RUN_FLAGS,
-        SEARCH_FLAGS,
-        SEARCH_METRICS,
-        SPACE_FLAGS,
-        build_parser,
-        run_config,
-    )
+    from archft.cli import SEARCH_METRICS, build_parser, search_run_config
     from archft.runconfig import load_run_config
 
     katib = yaml.safe_load((ROOT / "k8s" / "katib-experiment.yaml").read_text())["spec"]
@@ -219,8 +211,7 @@ def test_katib_trial_is_a_valid_archft_search():
     # The image's WORKDIR is /app (k8s/Dockerfile), where the repository's configs/ is copied.
     assert args.config.startswith("/app/configs/")
     args.config = str(ROOT / args.config.removeprefix("/app/"))
-    # The trial's configuration as `archft search` builds it: the file, then the flags.
-    trial = run_config(args, {**DATA_FLAGS, **SPACE_FLAGS, **RUN_FLAGS, **SEARCH_FLAGS})
+    trial = search_run_config(args)  # the file, then the flags, as `archft search` builds it
     assert trial.search.controller_lr == float(feasible["controller_lr"])
     assert trial.search.warmup == float(feasible["warmup"])
     # Apart from the tuned fields, a trial searches what the Kubeflow pipeline searches.
