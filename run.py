@@ -70,6 +70,17 @@ def collect(run, results: Path) -> dict:
     return {"evaluation": evaluation, "promotion": promotion}
 
 
+def stage2_rate(evaluation: dict, prefix: str) -> str:
+    """`, stage-2 lr 0.05` for the model whose evaluation keys start with `prefix`, with the
+    rates it was chosen from on validation when there were several."""
+    lr, sweep = evaluation.get(f"{prefix}_lr"), evaluation.get(f"{prefix}_lr_sweep")
+    if lr is None:
+        return ""
+    chosen = (" chosen on validation from " + "/".join(f"{p['lr']:g}" for p in sweep)
+              if sweep else "")
+    return f", stage-2 lr {lr:g}{chosen}"
+
+
 def failure_line(run) -> str:
     """The first failing step and the last line of its error."""
     from zenml.enums import ExecutionStatus
@@ -175,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     onnx_acc = ("" if e["onnx_test_accuracy"] == e["test_accuracy"] else
                 f"; onnxruntime {100 * e['onnx_test_accuracy']:.2f}%")
     print(f"  two-stage      {100 * e['test_accuracy']:.2f}% test accuracy ({e['test_images']} "
-          f"images{onnx_acc})")
+          f"images{onnx_acc}){stage2_rate(e, 'finetune')}")
     if "vanilla_test_accuracy" in e:
         print(f"  vanilla        {100 * e['vanilla_test_accuracy']:.2f}% (the unmodified base, "
-              f"same scope and budget): gain {100 * e['gain_over_vanilla']:+.2f} points")
+              f"same scope and budget{stage2_rate(e, 'vanilla_finetune')}): gain "
+              f"{100 * e['gain_over_vanilla']:+.2f} points")
     print(f"  ONNX           top-1 agreement with torch {100 * e['onnx_top1_agreement']:.1f}%, "
           f"batch-1 latency {e['onnxruntime_batch1_ms']:.2f} ms")
     print(f"  model          {p['model']} version {p['version']} -> {p['stage']} ({p['reason']})")

@@ -47,6 +47,17 @@ FINETUNE_FLAGS = {"steps": "finetune.steps", "init": "finetune.init",
 SEARCH_METRICS = ("supernet_val_accuracy", "search_cost_saved")
 
 
+def learning_rates_arg(text: str) -> float | list[float]:
+    """argparse type of `archft finetune --lr`: a rate, or comma-separated rates to choose from
+    on validation (`FinetuneConfig.lr` checks them)."""
+    try:
+        rates = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a learning rate or comma-separated rates, "
+                                         f"got {text!r}") from None
+    return rates[0] if len(rates) == 1 else rates
+
+
 def threads_arg(text: str) -> int:
     """argparse type of `--threads` (here and in run.py): torch's CPU thread count, >= 1."""
     try:
@@ -188,8 +199,18 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                      search_dir=Path(args.architecture).parent)
     print(f"{m['kind']} fine-tuning of {' '.join(m['architecture'])}: val "
           f"{100 * m['val_accuracy']:.2f}%, test {100 * m['test_accuracy']:.2f}% after "
-          f"{m['finetune_steps']} steps; model in {args.out}")
+          f"{m['finetune_steps']} steps at lr {m['lr']:g}{lr_choice(m)}; model in {args.out}")
     return 0
+
+
+def lr_choice(metrics: dict) -> str:
+    """` (chosen on validation: 0.02 93.1%, ...)` for a model whose stage-2 rate was chosen
+    from several (`FinetuneConfig.lr`), else ``."""
+    sweep = metrics.get("lr_sweep")
+    if not sweep:
+        return ""
+    return " (chosen on validation: " + ", ".join(
+        f"{p['lr']:g} {100 * p['val_accuracy']:.2f}%" for p in sweep) + ")"
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -273,7 +294,12 @@ def _add_run_args(p: argparse.ArgumentParser, run: str) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction,
                    help="progress bar (default: on a terminal)")
     p.add_argument("--batch-size", type=int, help=f"default {d(f'{run}.batch_size')}")
-    p.add_argument("--lr", type=float, help=f"SGD learning rate (default {d(f'{run}.lr')})")
+    if run == "finetune":
+        p.add_argument("--lr", type=learning_rates_arg, help=f"SGD peak learning rate, or "
+                       f"several (0.02,0.05,0.1) to fine-tune at each and keep the best on "
+                       f"validation (default {d(f'{run}.lr')})")
+    else:
+        p.add_argument("--lr", type=float, help=f"SGD learning rate (default {d(f'{run}.lr')})")
     p.add_argument("--threads", type=threads_arg,
                    help="CPU threads of torch (default: one per core); recorded in the outputs")
 

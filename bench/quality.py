@@ -62,7 +62,8 @@ def search_config(strategy: str, seed: int, budget: int, overrides: list[str]) -
 
 def finetune_config(args: argparse.Namespace, seed: int, vanilla: bool) -> FinetuneConfig:
     """The benchmark's stage-2 config: the defaults, `--steps` and the seed, then `--finetune`
-    pairs (fine-tuning fields, e.g. lr=0.02), the same for every architecture and vanilla."""
+    pairs (fine-tuning fields, e.g. lr=0.02, or lr=[0.02,0.05,0.1] to choose each model's rate
+    on validation), the same for every architecture and vanilla."""
     base = FinetuneConfig(steps=args.steps, seed=seed, progress=False, vanilla=vanilla)
     pairs = [f"finetune.{p}" for p in args.finetune]
     try:
@@ -114,7 +115,8 @@ class Bench:
                          self.out / task / f"seed{seed}" / run / "model")
         self.add({"task": task, "seed": seed, "run": run, "architecture": m["architecture"],
                   "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
-                  "finetune_seconds": m["finetune_seconds"], **extra})
+                  "finetune_seconds": m["finetune_seconds"], "lr": m["lr"],
+                  "lr_sweep": m["lr_sweep"], **extra})
 
 
 def load_task(args: argparse.Namespace, task: str) -> tuple[DataConfig, Dataset]:
@@ -228,7 +230,8 @@ def task_arguments(p: argparse.ArgumentParser) -> None:
 def finetune_argument(p: argparse.ArgumentParser) -> None:
     """`--finetune`, for the benchmarks that fine-tune (`Bench.finetune`)."""
     p.add_argument("--finetune", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="stage-2 overrides for every fine-tuning (vanilla too), e.g. lr=0.02; "
+                   help="stage-2 overrides for every fine-tuning (vanilla too), e.g. lr=0.02 or "
+                        "lr=[0.02,0.05,0.1] (each model's rate chosen on validation); "
                         "use a separate --out per setting: rows are keyed by task, seed, run")
 
 

@@ -29,8 +29,9 @@ def evaluate(onnx_model: OnnxModel, model: ModelDir, search_result: SearchResult
     Returns:
         `rundirs.EVALUATION_METRICS` and per-class accuracy: the test accuracy of the model in
         torch (`test_accuracy`) and of its ONNX export in onnxruntime (`onnx_test_accuracy`,
-        what a promotion compares), ONNX parity and latency, the search's figures and, with a
-        baseline, its test accuracy and the gain over it.
+        what a promotion compares), ONNX parity and latency, the search's figures, the stage-2
+        learning rate (and the validation sweep it was chosen from, if any) and, with a
+        baseline, its test accuracy, its rate and the gain over it.
     """
     with counting_decodes():
         report = evaluate_onnx(onnx_model.path / rundirs.ONNX.model, model.path, dataset)
@@ -41,15 +42,18 @@ def evaluate(onnx_model: OnnxModel, model: ModelDir, search_result: SearchResult
                                   "onnx_max_logit_difference")},
         **{k: report["latency"][k] for k in ("onnxruntime_batch1_ms", "onnxruntime_batch64_ms")},
         "test_images": report["images"], "per_class_accuracy": report["per_class_accuracy"],
-        "val_accuracy": metrics["val_accuracy"], "architecture": " ".join(s["architecture"]),
+        "val_accuracy": metrics["val_accuracy"], "finetune_lr": metrics.get("lr"),
+        "finetune_lr_sweep": metrics.get("lr_sweep"), "architecture": " ".join(s["architecture"]),
         **{k: s[k] for k in ("base", "scope", "strategy", "num_subnets", "early_stop_step",
                              "search_steps", "search_budget", "search_cost_saved")},
         "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint(),
         "dvc_hash": dataset.provenance.get("dvc_hash"), "threads": torch.get_num_threads(),
     }
     if vanilla_model is not None:
-        base = vanilla_model.json(rundirs.MODEL.metrics)["test_accuracy"]
-        evaluation |= {"vanilla_test_accuracy": base,
+        vanilla = vanilla_model.json(rundirs.MODEL.metrics)
+        base = vanilla["test_accuracy"]
+        evaluation |= {"vanilla_test_accuracy": base, "vanilla_finetune_lr": vanilla.get("lr"),
+                       "vanilla_finetune_lr_sweep": vanilla.get("lr_sweep"),
                        "gain_over_vanilla": evaluation["test_accuracy"] - base}
     log_metadata({k: v for k, v in evaluation.items() if v is not None})
     return evaluation

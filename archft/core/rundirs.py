@@ -76,15 +76,16 @@ SEARCH_METRICS = ("strategy", "num_decisions", "num_subnets", "search_budget", "
                   "supernet_val_accuracy", "search_seconds")
 # Metrics of a fine-tuned model (metrics.json; the finetune/vanilla artifacts' metadata).
 # `test_accuracy` is the model's own, in torch; `onnx_test_accuracy` its ONNX export's.
-MODEL_METRICS = ("kind", "base", "scope", "finetune_steps", "val_accuracy", "test_accuracy",
-                 "trainable_parameters", "parameters", "finetune_seconds")
+MODEL_METRICS = ("kind", "base", "scope", "finetune_steps", "lr", "val_accuracy",
+                 "test_accuracy", "trainable_parameters", "parameters", "finetune_seconds")
 # The evaluation of an exported model (the evaluate step; copied onto the model version).
 EVALUATION_METRICS = ("test_accuracy", "onnx_test_accuracy", "onnx_top1_agreement",
                       "onnx_max_logit_difference", "onnxruntime_batch1_ms",
                       "onnxruntime_batch64_ms",
-                      "val_accuracy", "architecture", "base", "scope", "strategy",
+                      "val_accuracy", "finetune_lr", "architecture", "base", "scope", "strategy",
                       "num_subnets", "early_stop_step", "search_steps", "search_budget",
-                      "search_cost_saved", "vanilla_test_accuracy", "gain_over_vanilla",
+                      "search_cost_saved", "vanilla_test_accuracy", "vanilla_finetune_lr",
+                      "gain_over_vanilla",
                       "dataset", "dataset_fingerprint", "dvc_hash")
 # What a promotion compares: the accuracy of the artefact that is deployed.
 PROMOTION_METRIC = "onnx_test_accuracy"

@@ -7,12 +7,19 @@ unmodified base with the same scope and budget: last-k fine-tuning, the paper's 
 The model directory holds `architecture.json`, `weights.safetensors` and `metrics.json` (final
 val/test accuracy and their curves against iterations) plus `accuracy_curve.png`. Decisions use
 the validation split only; the test curve is reported, as in the paper's Fig. 3, never used.
+
+`lr` may be a list: stage 2 then fine-tunes once per rate, every time from the same starting
+weights with the same batches, and keeps the model with the best final validation accuracy
+(the first listed wins a tie). A fine-tuning in a sweep is the single-rate fine-tuning at that
+rate, exactly, so a two-stage model and its vanilla baseline each get the rate their own
+validation split prefers (docs/BENCHMARKS.md: the gain over vanilla moves with the rate).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,6 +50,7 @@ from archft.nas import build_subnet, build_supernet
 from archft.space import Architecture
 
 INITS = ("pretrained", "supernet")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,8 @@ class FinetuneConfig:
     """Attributes:
         steps: training iterations.
         batch_size: images per step.
-        lr: peak SGD learning rate (cosine decay to 0).
+        lr: peak SGD learning rate (cosine decay to 0), or a list of them to choose from on
+            validation (one fine-tuning per rate; `learning_rates`).
         momentum: SGD momentum.
         weight_decay: SGD weight decay.
         warmup: linear warm-up steps.
@@ -66,7 +75,7 @@ class FinetuneConfig:
 
     steps: int = 300
     batch_size: int = 64
-    lr: float = 0.05
+    lr: float | tuple[float, ...] = 0.05
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup: int = 0
@@ -83,11 +92,33 @@ class FinetuneConfig:
         if self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
         require_positive_ints(self, "steps", "batch_size", "eval_every")
+        object.__setattr__(self, "lr", _learning_rates(self.lr))
+
+    @property
+    def learning_rates(self) -> tuple[float, ...]:
+        """The peak rates to fine-tune with: one, or the sweep chosen from on validation."""
+        return self.lr if isinstance(self.lr, tuple) else (self.lr,)
 
     @classmethod
     def from_dict(cls, data: dict) -> "FinetuneConfig":
         """Builds a config from plain data (YAML/JSON), refusing unknown fields."""
         return from_plain(cls, data, "finetune", features=FeatureCacheConfig)
+
+
+def _learning_rates(value) -> float | tuple[float, ...]:
+    """`lr` checked: a positive number, or a list of distinct ones (a list of one is its
+    number). Raises ConfigError naming the option otherwise."""
+    many = isinstance(value, (list, tuple))
+    rates = list(value) if many else [value]
+    try:
+        rates = [float(r) for r in rates if not isinstance(r, bool)] if rates else []
+    except (TypeError, ValueError):
+        rates = []
+    if (not rates or len(rates) != (len(value) if many else 1) or len(set(rates)) != len(rates)
+            or not all(math.isfinite(r) and r > 0 for r in rates)):
+        raise ConfigError(f"finetune option 'lr' must be a positive number or a list of "
+                          f"distinct ones, got {value!r}")
+    return tuple(rates) if len(rates) > 1 else rates[0]
 
 
 def _load_supernet_weights(arch: Architecture, search_dir: Path) -> nn.Module:
@@ -178,7 +209,6 @@ def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config:
         raise ConfigError(f"the architecture has {space.num_classes} classes, the dataset "
                           f"{len(dataset.classes)}")
     net = to_device(net, device)
-    opt, sched = _optimizer(net, c)
     train_tf, eval_tf = transforms(space.spec.preprocessing, data, dataset, device)
     batches = train_batches(net, space.spec, space.trainable, dataset, train_tf, c.batch_size,
                             device, c.seed, c.features, c.amp)
@@ -187,18 +217,39 @@ def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config:
              for s in ("val", "test") if len(dataset.indices(s))}
     if "val" not in evals:
         raise ConfigError("the validation split is empty")
-    started = time.perf_counter()
-    curve = _train(net, Stepper(net, batches, opt, device, c.amp, c.seed), sched, evals, c)
-    wall = time.perf_counter() - started
+    rates = c.learning_rates
+    start = {k: v.clone() for k, v in net.state_dict().items()} if len(rates) > 1 else None
+    sweep, best = [], None
+    for lr in rates:
+        if start is not None:
+            net.load_state_dict(start)
+        opt, sched = _optimizer(net, c, lr)
+        started = time.perf_counter()
+        curve = _train(net, Stepper(net, batches, opt, device, c.amp, c.seed), sched, evals, c,
+                       lr if start is not None else None)
+        wall = time.perf_counter() - started
+        sweep.append({"lr": lr, "val_accuracy": curve[-1]["val_accuracy"],
+                      "test_accuracy": curve[-1]["test_accuracy"], "seconds": round(wall, 2)})
+        if best is None or curve[-1]["val_accuracy"] > best[1][-1]["val_accuracy"]:
+            best = (lr, curve, None if start is None else
+                    {k: v.detach().clone() for k, v in net.state_dict().items()})
+    lr, curve, state = best
+    if state is not None:
+        net.load_state_dict(state)
+        log.info("stage-2 learning rate %g chosen on validation from %s", lr,
+                 ", ".join(f"{p['lr']:g}: {100 * p['val_accuracy']:.2f}%" for p in sweep))
+    wall = sum(p["seconds"] for p in sweep)
     metrics = _metrics(net, arch, dataset, data, c, curve, wall, batches.info, device)
+    metrics |= {"lr": lr, "lr_sweep": sweep if start is not None else None}
     _write(out, net, arch, metrics)
     return metrics
 
 
-def _optimizer(net: nn.Module, c: FinetuneConfig):
-    """SGD (Nesterov) over the trainable parameters; linear warm-up, then cosine to 0."""
+def _optimizer(net: nn.Module, c: FinetuneConfig, lr: float):
+    """SGD (Nesterov) at peak rate `lr` over the trainable parameters; linear warm-up, then
+    cosine to 0."""
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
+    opt = torch.optim.SGD(params, lr=lr, momentum=c.momentum, weight_decay=c.weight_decay,
                           nesterov=True)
 
     def lr_at(step: int) -> float:
@@ -211,9 +262,10 @@ def _optimizer(net: nn.Module, c: FinetuneConfig):
 
 
 def _train(net: nn.Module, stepper: Stepper, sched, evals: dict[str, ScopedEvaluator],
-           c: FinetuneConfig) -> list[dict]:
-    """The training loop; returns the val/test curve, a point every `eval_every` steps."""
-    kind = "vanilla" if c.vanilla else "two-stage"
+           c: FinetuneConfig, lr: float | None = None) -> list[dict]:
+    """The training loop; returns the val/test curve, a point every `eval_every` steps. `lr`
+    names the rate in the progress bar (a sweep's)."""
+    kind = ("vanilla" if c.vanilla else "two-stage") + (f" lr={lr:g}" if lr is not None else "")
     bar = tqdm(total=c.steps, desc=f"finetune/{kind}", unit="step", dynamic_ncols=True,
                disable=(not c.progress) if c.progress is not None else None)
     curve: list[dict] = []
