@@ -5,7 +5,7 @@ The fixture's runs share one store and go in order (about four minutes on two co
     smoke        fresh store: every step runs; the first version goes to production
     smoke again  every step from the cache but promote; equal accuracy stays in staging
     budget 16    only search and what follows it rerun
-    3 steps      a worse fine-tune: staging
+    3 steps      a worse fine-tune (its rate chosen from two on validation): staging
     60 steps     a better fine-tune: production, the previous production version archived
     no vanilla   the baseline left out by config: evaluate reruns without it
 The tests after it add runs to the same store (about two minutes more):
@@ -95,7 +95,7 @@ def runs(tmp_path_factory):
     out = {}
     for name, config in [("fresh", SMOKE), ("again", SMOKE),
                          ("budget", variant(search__budget=16)),
-                         ("worse", variant(finetune__steps=3)),
+                         ("worse", variant(finetune__steps=3, finetune__lr=[0.05, 0.2])),
                          ("better", variant(finetune__steps=60)),
                          ("no_vanilla", NO_VANILLA)]:
         proc = p.run(config)
@@ -126,6 +126,9 @@ def test_smoke_pipeline_runs_every_step_and_reports(runs):
     assert evaluation["onnx_top1_agreement"] > 0.99
     assert evaluation["onnx_max_logit_difference"] < 1e-3
     assert 0.5 < evaluation["test_accuracy"] <= 1 and "vanilla_test_accuracy" in evaluation
+    assert (evaluation["finetune_lr"], evaluation["vanilla_finetune_lr"]) == (0.05, 0.05)
+    assert evaluation["finetune_lr_sweep"] is None
+    assert "images), stage-2 lr 0.05\n" in fresh["stdout"]
     artifact = run.steps["search"].outputs["search_result"][0]
     assert {Path(v.uri).name for v in artifact.visualizations} >= {"action_heatmap.png",
                                                                    "reward_curve.png"}
@@ -191,6 +194,18 @@ def test_promotion_keeps_the_best_model_in_production(runs):
     assert stages[worse["version"]] == "staging"
     assert stages[better["previous_production"]] == "archived"
     assert list(stages.values()).count("production") == 1
+
+
+def test_a_list_of_learning_rates_is_chosen_from_on_validation_for_both_models(runs):
+    _, out = runs
+    evaluation = out["worse"]["run"].steps["evaluate"].outputs["evaluation"][0].load()
+    for prefix in ("finetune", "vanilla_finetune"):
+        sweep = evaluation[f"{prefix}_lr_sweep"]
+        assert [p["lr"] for p in sweep] == [0.05, 0.2]
+        best = max(sweep, key=lambda p: p["val_accuracy"])
+        assert evaluation[f"{prefix}_lr"] == best["lr"]
+    assert out["worse"]["run"].steps["finetune"].run_metadata["lr"] == evaluation["finetune_lr"]
+    assert out["worse"]["stdout"].count("chosen on validation from 0.05/0.2") == 2
 
 
 def test_vanilla_baseline_is_optional(runs):
