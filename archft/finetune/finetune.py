@@ -108,13 +108,12 @@ class FinetuneConfig:
 def _learning_rates(value) -> float | tuple[float, ...]:
     """`lr` checked: a positive number, or a list of distinct ones (a list of one is its
     number). Raises ConfigError naming the option otherwise."""
-    many = isinstance(value, (list, tuple))
-    rates = list(value) if many else [value]
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
     try:
-        rates = [float(r) for r in rates if not isinstance(r, bool)] if rates else []
+        rates = [float(r) for r in items if not isinstance(r, bool)]
     except (TypeError, ValueError):
         rates = []
-    if (not rates or len(rates) != (len(value) if many else 1) or len(set(rates)) != len(rates)
+    if (not rates or len(rates) != len(items) or len(set(rates)) != len(rates)
             or not all(math.isfinite(r) and r > 0 for r in rates)):
         raise ConfigError(f"finetune option 'lr' must be a positive number or a list of "
                           f"distinct ones, got {value!r}")
@@ -218,29 +217,33 @@ def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config:
     if "val" not in evals:
         raise ConfigError("the validation split is empty")
     rates = c.learning_rates
-    start = {k: v.clone() for k, v in net.state_dict().items()} if len(rates) > 1 else None
+    sweeping = len(rates) > 1
+
+    def snapshot() -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+    start = snapshot() if sweeping else None
     sweep, best = [], None
     for lr in rates:
-        if start is not None:
+        if sweeping:
             net.load_state_dict(start)
         opt, sched = _optimizer(net, c, lr)
         started = time.perf_counter()
         curve = _train(net, Stepper(net, batches, opt, device, c.amp, c.seed), sched, evals, c,
-                       lr if start is not None else None)
-        wall = time.perf_counter() - started
+                       lr if sweeping else None)
         sweep.append({"lr": lr, "val_accuracy": curve[-1]["val_accuracy"],
-                      "test_accuracy": curve[-1]["test_accuracy"], "seconds": round(wall, 2)})
+                      "test_accuracy": curve[-1]["test_accuracy"],
+                      "seconds": round(time.perf_counter() - started, 2)})
         if best is None or curve[-1]["val_accuracy"] > best[1][-1]["val_accuracy"]:
-            best = (lr, curve, None if start is None else
-                    {k: v.detach().clone() for k, v in net.state_dict().items()})
+            best = (lr, curve, snapshot() if sweeping else None)
     lr, curve, state = best
-    if state is not None:
+    if sweeping:
         net.load_state_dict(state)
         log.info("stage-2 learning rate %g chosen on validation from %s", lr,
                  ", ".join(f"{p['lr']:g}: {100 * p['val_accuracy']:.2f}%" for p in sweep))
     wall = sum(p["seconds"] for p in sweep)
     metrics = _metrics(net, arch, dataset, data, c, curve, wall, batches.info, device)
-    metrics |= {"lr": lr, "lr_sweep": sweep if start is not None else None}
+    metrics |= {"lr": lr, "lr_sweep": sweep if sweeping else None}
     _write(out, net, arch, metrics)
     return metrics
 
