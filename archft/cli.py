@@ -43,8 +43,10 @@ SEARCH_FLAGS = {"strategy": "search.strategy", "budget": "search.budget",
 FINETUNE_FLAGS = {"steps": "finetune.steps", "init": "finetune.init",
                   "vanilla": "finetune.vanilla", "eval_every": "finetune.eval_every"}
 # What `archft search` prints last, one `name=value` per line as Katib's StdOut metrics collector
-# reads them (k8s/katib-experiment.yaml): fields of the search summary, by their one name.
+# reads them (k8s/katib-experiment.yaml): fields of the search summary, by their one name, and
+# with --then-finetune the pick's validation accuracy after stage 2 (TRIAL_METRIC).
 SEARCH_METRICS = ("supernet_val_accuracy", "search_cost_saved")
+TRIAL_METRIC = "finetune_val_accuracy"
 
 
 def learning_rates_arg(text: str) -> float | list[float]:
@@ -180,9 +182,30 @@ def _cmd_search(args: argparse.Namespace) -> int:
             else f"ran its full budget of {s['search_budget']} steps")
     print(f"{s['strategy']} search {stop}; architecture {' '.join(s['architecture'])}, "
           f"supernet val accuracy {100 * s['supernet_val_accuracy']:.2f}%; outputs in {args.out}")
-    for name in SEARCH_METRICS:
-        print(f"{name}={s[name]:.6f}")
+    metrics = {name: s[name] for name in SEARCH_METRICS}
+    if args.then_finetune:
+        metrics[TRIAL_METRIC] = _finetune_pick(args.out, args.then_finetune, dataset, config)
+    for name, value in metrics.items():
+        print(f"{name}={value:.6f}")
     return 0
+
+
+def _finetune_pick(search_dir: str, out: str, dataset, config) -> float:
+    """`archft search --then-finetune`: stage 2 of the search's pick with the configuration's
+    `finetune` section, in the same process (what `archft finetune --architecture
+    SEARCH_DIR/architecture.json` gives, with the same configuration); its validation accuracy,
+    the objective a tuner of the search should maximise (the deliverable's accuracy, not the
+    supernet's)."""
+    from pathlib import Path
+
+    from archft.finetune import run_finetune
+    from archft.space import Architecture
+
+    arch = Architecture.load(Path(search_dir) / "architecture.json")
+    m = run_finetune(arch, dataset, config.data, config.finetune, out, search_dir=search_dir)
+    print(f"stage 2 of the pick: val {100 * m['val_accuracy']:.2f}% after {m['finetune_steps']} "
+          f"steps at lr {m['lr']:g}{lr_choice(m)}; model in {out}")
+    return m["val_accuracy"]
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
@@ -330,6 +353,10 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the search in --out (start it if there is none)")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--then-finetune", metavar="DIR",
+                   help="then fine-tune the pick (the configuration's finetune section) into "
+                   f"DIR and print its validation accuracy as {TRIAL_METRIC}=... (a tuner's "
+                   "objective, k8s/katib-experiment.yaml)")
 
 
 def _add_finetune_args(p: argparse.ArgumentParser) -> None:

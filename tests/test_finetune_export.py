@@ -195,13 +195,15 @@ def test_cli_end_to_end(tmp_path):
     run = tmp_path / "run"
     r = archft("search", "--base", "efficientnet_lite0", "--weights", "imagenet", "--scope",
                "small", "--dataset", "digits", "--strategy", "random", "--budget", "4",
-               "--seed", "0", "--out", str(run / "search"))
+               "--seed", "0", "--out", str(run / "search"), "--then-finetune", str(run / "trial"),
+               "--set", "finetune.steps=10", "finetune.lr=[0.05,0.1]")
     assert r.returncode == 0, r.stderr
     assert "random search ran its full budget of 4 steps" in r.stdout
+    assert "stage 2 of the pick: val " in r.stdout
     # the metric lines a Katib trial reads (k8s/katib-experiment.yaml), in Katib's default format
     metrics = dict(re.findall(r"^([\w|-]+)\s*=\s*([+-]?\d*(?:\.\d+)?(?:[Ee][+-]?\d+)?)$",
                               r.stdout, re.M))
-    assert set(metrics) == {"supernet_val_accuracy", "search_cost_saved"}
+    assert set(metrics) == {"supernet_val_accuracy", "search_cost_saved", "finetune_val_accuracy"}
     assert 0 <= float(metrics["supernet_val_accuracy"]) <= 1
     for extra, out in ((["--lr", "0.05,0.1"], "model"), (["--vanilla"], "vanilla")):
         r = archft("finetune", "--architecture", str(run / "search" / "architecture.json"),
@@ -209,6 +211,13 @@ def test_cli_end_to_end(tmp_path):
                    str(run / out), *extra)
         assert r.returncode == 0, r.stderr
         assert ("(chosen on validation: 0.05 " in r.stdout) == (out == "model"), r.stdout
+    # --then-finetune is the two commands in one process: the same model, its val accuracy printed
+    model, trial = (json.loads((run / d / "metrics.json").read_text()) for d in ("model", "trial"))
+    assert float(metrics["finetune_val_accuracy"]) == pytest.approx(trial["val_accuracy"], abs=1e-6)
+    for key in ("architecture", "lr", "val_accuracy", "test_accuracy", "curve"):
+        assert trial[key] == model[key], key
+    assert [(p["val_accuracy"], p["test_accuracy"]) for p in trial["lr_sweep"]] == [
+        (p["val_accuracy"], p["test_accuracy"]) for p in model["lr_sweep"]]
     r = archft("export", "--model", str(run / "model"), "--dataset", "digits", "--out",
                str(run / "export"))
     assert r.returncode == 0 and "top-1 agreement" in r.stdout, r.stderr
