@@ -44,9 +44,10 @@ FINETUNE_FLAGS = {"steps": "finetune.steps", "init": "finetune.init",
                   "vanilla": "finetune.vanilla", "eval_every": "finetune.eval_every"}
 # What `archft search` prints last, one `name=value` per line as Katib's StdOut metrics collector
 # reads them (k8s/katib-experiment.yaml): fields of the search summary, by their one name, and
-# with --then-finetune the pick's validation accuracy after stage 2 (TRIAL_METRIC).
+# with --then-finetune the pick's validation accuracy after stage 2 (TRIAL_METRIC: the fine-tuned
+# model's own name, as in its metrics.json and the evaluation).
 SEARCH_METRICS = ("supernet_val_accuracy", "search_cost_saved")
-TRIAL_METRIC = "finetune_val_accuracy"
+TRIAL_METRIC = "val_accuracy"
 
 
 def learning_rates_arg(text: str) -> float | list[float]:

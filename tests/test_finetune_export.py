@@ -203,7 +203,7 @@ def test_cli_end_to_end(tmp_path):
     # the metric lines a Katib trial reads (k8s/katib-experiment.yaml), in Katib's default format
     metrics = dict(re.findall(r"^([\w|-]+)\s*=\s*([+-]?\d*(?:\.\d+)?(?:[Ee][+-]?\d+)?)$",
                               r.stdout, re.M))
-    assert set(metrics) == {"supernet_val_accuracy", "search_cost_saved", "finetune_val_accuracy"}
+    assert set(metrics) == {"supernet_val_accuracy", "search_cost_saved", "val_accuracy"}
     assert 0 <= float(metrics["supernet_val_accuracy"]) <= 1
     for extra, out in ((["--lr", "0.05,0.1"], "model"), (["--vanilla"], "vanilla")):
         r = archft("finetune", "--architecture", str(run / "search" / "architecture.json"),
@@ -213,7 +213,7 @@ def test_cli_end_to_end(tmp_path):
         assert ("(chosen on validation: 0.05 " in r.stdout) == (out == "model"), r.stdout
     # --then-finetune is the two commands in one process: the same model, its val accuracy printed
     model, trial = (json.loads((run / d / "metrics.json").read_text()) for d in ("model", "trial"))
-    assert float(metrics["finetune_val_accuracy"]) == pytest.approx(trial["val_accuracy"], abs=1e-6)
+    assert float(metrics["val_accuracy"]) == pytest.approx(trial["val_accuracy"], abs=1e-6)
     for key in ("architecture", "lr", "val_accuracy", "test_accuracy", "curve"):
         assert trial[key] == model[key], key
     assert [(p["val_accuracy"], p["test_accuracy"]) for p in trial["lr_sweep"]] == [
