@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any, Sequence
 
-from archft.core.errors import ArchftError
+from archft.core.errors import ArchftError, ConfigError
 
 # Flag (argparse dest) -> the run-configuration fields it sets. `{run}` is the command's own
 # section (search or finetune) for the flags every training command has.
@@ -170,6 +171,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from archft.search import run_search
 
     config = search_run_config(args)
+    if args.then_finetune and os.path.realpath(args.then_finetune) == os.path.realpath(args.out):
+        raise ConfigError(f"--then-finetune {args.then_finetune}: the model needs its own "
+                          f"directory, not the search's (--out)")
     dataset = load_dataset(config.data)
     space = config.space.build(len(dataset.classes))
     try:

@@ -231,6 +231,7 @@ def test_cli_end_to_end(tmp_path):
      "architecture file not found"),
     (["export", "--model", "/nope", "--out", "x"], "model directory not found"),
     (["search", "--strategy", "evolution", "--out", "x"], "unknown strategy 'evolution'"),
+    (["search", "--out", "x", "--then-finetune", "./x"], "the model needs its own directory"),
     (["compare", "/nope/a", "/nope/b"], "no metrics.json"),
 ])
 def test_cli_errors_are_one_line(args, message):
