@@ -191,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  vanilla        {100 * e['vanilla_test_accuracy']:.2f}% (the unmodified base, "
               f"same scope and budget{stage2_rate(e, 'vanilla_finetune')}): gain "
               f"{100 * e['gain_over_vanilla']:+.2f} points")
+        if e.get("gain_over_vanilla_ci95"):
+            from archft.export import paired_summary
+
+            paired = paired_summary(e["gain_over_vanilla_ci95"], e["gain_over_vanilla_p"],
+                                    e["test_images"])
+            print(f"                 {paired} (one seed: the training's noise is not in it)")
     print(f"  ONNX           top-1 agreement with torch {100 * e['onnx_top1_agreement']:.1f}%, "
           f"batch-1 latency {e['onnxruntime_batch1_ms']:.2f} ms")
     print(f"  model          {p['model']} version {p['version']} -> {p['stage']} ({p['reason']})")

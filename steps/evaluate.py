@@ -9,7 +9,7 @@ from zenml import log_metadata, step
 
 from archft.core import rundirs
 from archft.data import Dataset
-from archft.export import evaluate_onnx
+from archft.export import evaluate_onnx, paired_test
 from steps.artifacts import ModelDir, OnnxModel, SearchResult, counting_decodes
 
 
@@ -31,7 +31,9 @@ def evaluate(onnx_model: OnnxModel, model: ModelDir, search_result: SearchResult
         torch (`test_accuracy`) and of its ONNX export in onnxruntime (`onnx_test_accuracy`,
         what a promotion compares), ONNX parity and latency, the search's figures, the stage-2
         learning rate (and the validation sweep it was chosen from, if any) and, with a
-        baseline, its test accuracy, its rate and the gain over it.
+        baseline, its test accuracy, its rate and the gain over it, with the gain's 95%
+        interval and McNemar's p on the same test images (`export.paired_test`: the test
+        set's noise, not the seed's).
     """
     with counting_decodes():
         report = evaluate_onnx(onnx_model.path / rundirs.ONNX.model, model.path, dataset)
@@ -55,5 +57,9 @@ def evaluate(onnx_model: OnnxModel, model: ModelDir, search_result: SearchResult
         evaluation |= {"vanilla_test_accuracy": base, "vanilla_finetune_lr": vanilla.get("lr"),
                        "vanilla_finetune_lr_sweep": vanilla.get("lr_sweep"),
                        "gain_over_vanilla": evaluation["test_accuracy"] - base}
+        if metrics.get("test_correct") and vanilla.get("test_correct"):
+            paired = paired_test(metrics["test_correct"], vanilla["test_correct"])
+            evaluation |= {"gain_over_vanilla_ci95": paired["ci95"],
+                           "gain_over_vanilla_p": paired["mcnemar_p"]}
     log_metadata({k: v for k, v in evaluation.items() if v is not None})
     return evaluation

@@ -15,6 +15,8 @@ from archft.core.errors import ArchitectureError, ConfigError
 from archft.data import DataConfig, load_dataset
 from archft.export import (
     compare,
+    paired_summary,
+    paired_test,
     preprocess,
     read_preprocessing,
     render,
@@ -178,12 +180,39 @@ def test_learning_rate_sweep_keeps_the_best_on_validation(runs, digits, tmp_path
     best = max(m["lr_sweep"], key=lambda p: p["val_accuracy"])["lr"]  # first on a tie
     assert m["lr"] == best and m["val_accuracy"] == sweep[best]["val_accuracy"]
     assert m["test_accuracy"] == single[best]["test_accuracy"]
+    # per-image results of the kept model, for paired tests: the same logits as test_accuracy
+    assert m["test_correct"] == single[best]["test_correct"]
+    assert len(m["test_correct"]) == len(digits.indices("test"))
+    assert sum(m["test_correct"]) / len(m["test_correct"]) == pytest.approx(m["test_accuracy"])
     kept = load_model(tmp_path / "sweep")[0].state_dict()
     alone = load_model(runs["root"] / "two" if best == 0.05 else tmp_path / "s")[0].state_dict()
     assert all(torch.equal(kept[k], alone[k]) for k in alone)
     assert m["config"]["lr"] == (0.05, 3.0, 0.01)
     with pytest.raises(ConfigError, match="'lr' must be a positive number or a list"):
         FinetuneConfig.from_dict({"lr": [0.05, 0.05]})
+
+
+def test_paired_test_of_two_models_on_one_test_set():
+    # 100 images: A alone right on 10, B alone on 2, both on 80, neither on 8
+    a = [1] * 10 + [0] * 2 + [1] * 80 + [0] * 8
+    b = [0] * 10 + [1] * 2 + [1] * 80 + [0] * 8
+    t = paired_test(a, b)
+    assert (t["images"], t["a_only"], t["b_only"]) == (100, 10, 2)
+    assert t["difference"] == pytest.approx(0.08)
+    assert t["mcnemar_p"] == pytest.approx(2 * (1 + 12 + 66) / 2 ** 12)  # exact binomial
+    half = 1.959964 * (12 - 8 ** 2 / 100) ** 0.5 / 100
+    assert t["ci95"] == pytest.approx([0.08 - half, 0.08 + half])
+    assert paired_test(b, a)["difference"] == pytest.approx(-0.08)
+    assert paired_test(b, a)["mcnemar_p"] == t["mcnemar_p"]
+    same = paired_test(a, a)
+    assert (same["difference"], same["ci95"], same["mcnemar_p"]) == (0, [0, 0], 1)
+    # many disagreements: exact in integers, no underflow to nonsense
+    big = paired_test([1] * 3000 + [0] * 2000, [0] * 3000 + [1] * 2000)
+    assert 0 < big["mcnemar_p"] < 1e-40
+    assert (paired_summary(t["ci95"], t["mcnemar_p"], 100)
+            == "95% CI +1.39..+14.61 points on these 100 test images, McNemar p 0.039")
+    with pytest.raises(ConfigError, match="the same, non-empty test set"):
+        paired_test(a, b[:-1])
 
 
 def archft(*args):
@@ -223,6 +252,7 @@ def test_cli_end_to_end(tmp_path):
     assert r.returncode == 0 and "top-1 agreement" in r.stdout, r.stderr
     r = archft("compare", str(run / "model"), str(run / "vanilla"), "--out", str(run))
     assert r.returncode == 0 and "compute ratio" in r.stdout
+    assert re.search(r"points on these \d+ test images, McNemar p ", r.stdout), r.stdout
     assert (run / "compare.md").exists() and (run / "compare.json").exists()
 
 

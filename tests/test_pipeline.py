@@ -129,6 +129,12 @@ def test_smoke_pipeline_runs_every_step_and_reports(runs):
     assert (evaluation["finetune_lr"], evaluation["vanilla_finetune_lr"]) == (0.05, 0.05)
     assert evaluation["finetune_lr_sweep"] is None
     assert "images), stage-2 lr 0.05\n" in fresh["stdout"]
+    # the gain with the test set's noise around it: both models' per-image results, paired
+    low, high = evaluation["gain_over_vanilla_ci95"]
+    assert low <= evaluation["gain_over_vanilla"] <= high
+    assert 0 < evaluation["gain_over_vanilla_p"] <= 1
+    assert re.search(rf"95% CI [+-]\d+\.\d\d\.\.[+-]\d+\.\d\d points on these "
+                     rf"{evaluation['test_images']} test images, McNemar p ", fresh["stdout"])
     artifact = run.steps["search"].outputs["search_result"][0]
     assert {Path(v.uri).name for v in artifact.visualizations} >= {"action_heatmap.png",
                                                                    "reward_curve.png"}

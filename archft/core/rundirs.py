@@ -85,7 +85,7 @@ EVALUATION_METRICS = ("test_accuracy", "onnx_test_accuracy", "onnx_top1_agreemen
                       "val_accuracy", "finetune_lr", "architecture", "base", "scope", "strategy",
                       "num_subnets", "early_stop_step", "search_steps", "search_budget",
                       "search_cost_saved", "vanilla_test_accuracy", "vanilla_finetune_lr",
-                      "gain_over_vanilla",
+                      "gain_over_vanilla", "gain_over_vanilla_ci95", "gain_over_vanilla_p",
                       "dataset", "dataset_fingerprint", "dvc_hash")
 # What a promotion compares: the accuracy of the artefact that is deployed.
 PROMOTION_METRIC = "onnx_test_accuracy"

@@ -97,6 +97,15 @@ class ScopedEvaluator:
         """Top-1 accuracy on the split (or rows `idx`)."""
         return self.score(net, idx, "accuracy")
 
+    @torch.no_grad()
+    def correct(self, net: nn.Module) -> list[int]:
+        """1 where `net`'s top-1 is right, image by image in the split's order (the same
+        logits as `accuracy`, so their mean is it): what a paired test of two models needs."""
+        net.eval()
+        per_image = [SCORES["accuracy"](self.logits(net, rows).float(), self.labels[rows])
+                     for rows in self.batches()]
+        return torch.cat(per_image).int().tolist()  # SYNC: once per model
+
 
 def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """p(true class) - the largest other class probability: in [-1, 1], > 0 iff correct."""

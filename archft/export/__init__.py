@@ -1,7 +1,14 @@
 """A fine-tuned model out of archft: ONNX export with onnxruntime evaluation, and the comparison
 of two model directories. Imports `archft.finetune` and what lies below it."""
 
-from archft.export.compare import compare, render, steps_to_reach, write
+from archft.export.compare import (
+    compare,
+    paired_summary,
+    paired_test,
+    render,
+    steps_to_reach,
+    write,
+)
 from archft.export.onnx import (
     OPSET,
     evaluate_onnx,
@@ -12,5 +19,6 @@ from archft.export.onnx import (
     run_export,
 )
 
-__all__ = ["OPSET", "compare", "evaluate_onnx", "export_model", "export_onnx", "preprocess",
-           "read_preprocessing", "render", "run_export", "steps_to_reach", "write"]
+__all__ = ["OPSET", "compare", "evaluate_onnx", "export_model", "export_onnx",
+           "paired_summary", "paired_test", "preprocess", "read_preprocessing", "render",
+           "run_export", "steps_to_reach", "write"]

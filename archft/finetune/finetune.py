@@ -243,7 +243,8 @@ def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config:
                  ", ".join(f"{p['lr']:g}: {100 * p['val_accuracy']:.2f}%" for p in sweep))
     wall = sum(p["seconds"] for p in sweep)
     metrics = _metrics(net, arch, dataset, data, c, curve, wall, batches.info, device)
-    metrics |= {"lr": lr, "lr_sweep": sweep if sweeping else None}
+    metrics |= {"lr": lr, "lr_sweep": sweep if sweeping else None,
+                "test_correct": evals["test"].correct(net) if "test" in evals else None}
     _write(out, net, arch, metrics)
     return metrics
 
