@@ -209,6 +209,10 @@ def test_paired_test_of_two_models_on_one_test_set():
     # many disagreements: exact in integers, no underflow to nonsense
     big = paired_test([1] * 3000 + [0] * 2000, [0] * 3000 + [1] * 2000)
     assert 0 < big["mcnemar_p"] < 1e-40
+    # past 10,000 disagreements the normal approximation: close to the exact p there
+    exact = paired_test([1] * 5100 + [0] * 4900, [0] * 5100 + [1] * 4900)["mcnemar_p"]
+    approx = paired_test([1] * 5100 + [0] * 4901, [0] * 5100 + [1] * 4901)["mcnemar_p"]
+    assert 0.04 < exact < 0.06 and approx == pytest.approx(exact, rel=0.1)
     assert (paired_summary(t["ci95"], t["mcnemar_p"], 100)
             == "95% CI +1.39..+14.61 points on these 100 test images, McNemar p 0.039")
     with pytest.raises(ConfigError, match="the same, non-empty test set"):

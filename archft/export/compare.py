@@ -59,9 +59,11 @@ def paired_test(correct_a: Sequence[int], correct_b: Sequence[int]) -> dict:
     b_only = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
     diff = (a_only - b_only) / n
     half = 1.959964 * math.sqrt(max(a_only + b_only - (a_only - b_only) ** 2 / n, 0.0)) / n
-    m = a_only + b_only
-    # exact: P(X <= min) doubled, X ~ Binomial(m, 1/2), in integers (no underflow for large m)
-    p = min(1.0, 2 * sum(math.comb(m, k) for k in range(min(a_only, b_only) + 1)) / 2 ** m)
+    m, low = a_only + b_only, min(a_only, b_only)
+    if m <= 10_000:  # exact: P(X <= low) doubled, X ~ Binomial(m, 1/2), in integers
+        p = min(1.0, 2 * sum(math.comb(m, k) for k in range(low + 1)) / 2 ** m)
+    else:  # the normal approximation with continuity correction (exact is slow, and as good)
+        p = min(1.0, math.erfc((abs(a_only - b_only) - 1) / math.sqrt(2 * m)))
     return {"images": n, "a_only": a_only, "b_only": b_only, "difference": diff,
             "ci95": [diff - half, diff + half], "mcnemar_p": p}
 
@@ -101,7 +103,8 @@ def compare(model_a: str | Path, model_b: str | Path, target: float | None = Non
                      "finetune_seconds": m.get("finetune_seconds")})
     paired = None
     if (key == "test_accuracy" and a.get("test_correct") and b.get("test_correct")
-            and a.get("dataset_fingerprint") == b.get("dataset_fingerprint")):
+            and len(a["test_correct"]) == len(b["test_correct"])
+            and a.get("dataset_fingerprint") == b.get("dataset_fingerprint") is not None):
         paired = paired_test(a["test_correct"], b["test_correct"])
     return {"metric": key, "target": target, "runs": rows,
             "compute_ratio": (sa / sb) if sa and sb else None,
