@@ -203,10 +203,11 @@ def _finetune_pick(search_dir: str, out: str, dataset, config) -> float:
     supernet's)."""
     from pathlib import Path
 
+    from archft.core import rundirs
     from archft.finetune import run_finetune
     from archft.space import Architecture
 
-    arch = Architecture.load(Path(search_dir) / "architecture.json")
+    arch = Architecture.load(Path(search_dir) / rundirs.SEARCH.architecture)
     m = run_finetune(arch, dataset, config.data, config.finetune, out, search_dir=search_dir)
     print(f"stage 2 of the pick: val {100 * m['val_accuracy']:.2f}% after {m['finetune_steps']} "
           f"steps at lr {m['lr']:g}{lr_choice(m)}; model in {out}")
