@@ -9,6 +9,14 @@ early changed the answer. Random search trains the same supernet steps (its per-
 are only logged, so it takes one per step). Runs sequentially: two torch processes on two cores
 slow each other down.
 
+With `--finetune init=supernet` stage 2 starts from the searched (shared) weights instead of
+the remapped pretrained ones, and one more row, `base-supernet`, fine-tunes the base's own
+architecture from the same supernet (REINFORCE's): it gets the same extra training on the target
+data (the supernet's steps, and its classifier head) without a change of architecture, so the
+pick's gain over it is the architecture's, and its gain over vanilla is the warm start's.
+(REINFORCE's early stop is in dry-run mode, but the supernet no longer trains once the ranking
+phase starts, so with a ranking phase the weights at the stop are the saved ones.)
+
 Every finished row is appended to `rows.jsonl` at once and skipped when the command is run
 again, so an interrupted benchmark resumes where it stopped.
 
@@ -94,7 +102,8 @@ class Bench:
         self.rows.append(row)
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
+        print(json.dumps({k: v for k, v in row.items() if k not in ("curve", "test_correct")}),
+              flush=True)
 
     def report(self, name: str, summary: dict, table: str) -> None:
         """Writes `name`.json (the summary with the command's arguments, date and machine)
@@ -107,16 +116,19 @@ class Bench:
         print(table)
 
     def finetune(self, task, seed, run, space, arch, dataset, data, extra: dict,
-                 vanilla: bool = False) -> None:
+                 vanilla: bool = False, search_dir: Path | None = None) -> None:
+        """Fine-tunes `arch` (stage 2 from the search in `search_dir` with `--finetune
+        init=supernet`) and records the row."""
         if self.done(task, seed, run):
             return
         m = run_finetune(Architecture.of(space, arch), dataset, data,
                          finetune_config(self.args, seed, vanilla),
-                         self.out / task / f"seed{seed}" / run / "model")
+                         self.out / task / f"seed{seed}" / run / "model", search_dir)
         self.add({"task": task, "seed": seed, "run": run, "architecture": m["architecture"],
                   "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
                   "finetune_seconds": m["finetune_seconds"], "lr": m["lr"],
-                  "lr_sweep": m["lr_sweep"], **extra})
+                  "lr_sweep": m["lr_sweep"], "init": m["init"],
+                  "test_correct": m.get("test_correct"), **extra})
 
 
 def load_task(args: argparse.Namespace, task: str) -> tuple[DataConfig, Dataset]:
@@ -153,16 +165,22 @@ def run_task(bench: Bench, task: str, seeds: list[int], overrides: list[str]) ->
             if strategy == "reinforce" and s["architecture_at_stop"] is not None:
                 stopped = _indices(space, s["architecture_at_stop"])
                 info["same_as_full_budget"] = stopped == final
-                bench.finetune(task, seed, "reinforce", space, stopped, dataset, data, info)
+                bench.finetune(task, seed, "reinforce", space, stopped, dataset, data, info,
+                               search_dir=sdir)
                 if stopped != final:
                     bench.finetune(task, seed, "reinforce-full", space, final, dataset, data,
-                                   info)
+                                   info, search_dir=sdir)
             else:
                 if strategy == "reinforce":
                     info["same_as_full_budget"] = None  # never settled: the full budget ran
-                bench.finetune(task, seed, strategy, space, final, dataset, data, info)
+                bench.finetune(task, seed, strategy, space, final, dataset, data, info,
+                               search_dir=sdir)
         bench.finetune(task, seed, "vanilla", space, space.base_architecture, dataset, data,
                        {}, vanilla=True)
+        if finetune_config(args, seed, False).init == "supernet" and "reinforce" in args.strategies:
+            bench.finetune(task, seed, "base-supernet", space, space.base_architecture, dataset,
+                           data, {}, search_dir=bench.out / task / f"seed{seed}" / "reinforce" /
+                           "search")
 
 
 def summarise(rows: list[dict], tasks: list[str]) -> dict:
