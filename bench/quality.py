@@ -115,6 +115,10 @@ class Bench:
         (self.out / f"{name}.md").write_text(table)
         print(table)
 
+    def run_dir(self, task: str, seed: int, run: str) -> Path:
+        """Where one run of a task and seed keeps its search (`search/`) and model (`model/`)."""
+        return self.out / task / f"seed{seed}" / run
+
     def finetune(self, task, seed, run, space, arch, dataset, data, extra: dict,
                  vanilla: bool = False, search_dir: Path | None = None) -> None:
         """Fine-tunes `arch` (stage 2 from the search in `search_dir` with `--finetune
@@ -123,7 +127,7 @@ class Bench:
             return
         m = run_finetune(Architecture.of(space, arch), dataset, data,
                          finetune_config(self.args, seed, vanilla),
-                         self.out / task / f"seed{seed}" / run / "model", search_dir)
+                         self.run_dir(task, seed, run) / "model", search_dir)
         self.add({"task": task, "seed": seed, "run": run, "architecture": m["architecture"],
                   "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
                   "finetune_seconds": m["finetune_seconds"], "lr": m["lr"],
@@ -153,7 +157,7 @@ def run_task(bench: Bench, task: str, seeds: list[int], overrides: list[str]) ->
                          "benchmark needs live ones")
     for seed in seeds:
         for strategy in args.strategies:
-            sdir = bench.out / task / f"seed{seed}" / strategy / "search"
+            sdir = bench.run_dir(task, seed, strategy) / "search"
             config = search_config(strategy, seed, args.budget, overrides)
             s = run_search(space, dataset, data, config, sdir, resume=True)
             final = _indices(space, s["architecture"])
@@ -179,8 +183,7 @@ def run_task(bench: Bench, task: str, seeds: list[int], overrides: list[str]) ->
                        {}, vanilla=True)
         if finetune_config(args, seed, False).init == "supernet" and "reinforce" in args.strategies:
             bench.finetune(task, seed, "base-supernet", space, space.base_architecture, dataset,
-                           data, {}, search_dir=bench.out / task / f"seed{seed}" / "reinforce" /
-                           "search")
+                           data, {}, search_dir=bench.run_dir(task, seed, "reinforce") / "search")
 
 
 def summarise(rows: list[dict], tasks: list[str]) -> dict:
