@@ -369,7 +369,9 @@ def _add_finetune_args(p: argparse.ArgumentParser) -> None:
     d = _default
     p.add_argument("--architecture", required=True, help="architecture.json of a search")
     p.add_argument("--steps", type=int, help=f"training steps (default {d('finetune.steps')})")
-    p.add_argument("--init", help="pretrained (default) or supernet")
+    p.add_argument("--init", help="pretrained (default) or supernet: the searched weights "
+                   "(measured no better than pretrained, and worse with 30 images per "
+                   "class: docs/BENCHMARKS.md)")
     p.add_argument("--vanilla", action="store_const", const=True,
                    help="fine-tune the unmodified base with the same scope (the baseline)")
     p.add_argument("--eval-every", type=int, help="steps between points of the curves")
