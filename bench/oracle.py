@@ -128,9 +128,11 @@ def markdown(summaries: dict) -> str:
         if not vo["picks"]:  # no seed fine-tuned every architecture
             continue
         picks = ", ".join(f"{p['run']} {100 * p['test_accuracy']:.2f}" for p in vo["picks"])
+        g = vo["gain"]
+        gain = f"{100 * g['mean']:+.2f} +- {100 * g['std']:.2f}" if g else "- (no base run)"
         lines.append(f"| {task} | validation oracle ({picks}) | "
                      f"{100 * statistics.mean(p['test_accuracy'] for p in vo['picks']):.2f} | "
-                     f"{100 * vo['gain']['mean']:+.2f} +- {100 * vo['gain']['std']:.2f} | - |")
+                     f"{gain} | - |")
     return "\n".join(lines) + "\n"
 
 
