@@ -113,6 +113,11 @@ def summarise(rows: list[dict], task: str) -> dict:
                            "gain": _stats([p["gain"] for p in picks])}}
 
 
+def _gain(g: dict | None) -> str:
+    """A paired gain's cell: mean +- std in points, or a dash where no base run pairs it."""
+    return f"{100 * g['mean']:+.2f} +- {100 * g['std']:.2f}" if g else "- (no base run)"
+
+
 def markdown(summaries: dict) -> str:
     lines = ["| task | architecture | test % mean +- std (seeds) | gain over vanilla (paired) | "
              "val % mean |", "| --- | --- | --- | --- | --- |"]
@@ -120,19 +125,16 @@ def markdown(summaries: dict) -> str:
         for name, e in s["architectures"].items():
             a, g, v = e["test_accuracy"], e["gain_over_vanilla"], e["val_accuracy"]
             star = " (test oracle)" if name == s["test_oracle"] else ""
-            gain = f"{100 * g['mean']:+.2f} +- {100 * g['std']:.2f}" if g else "- (no base run)"
             lines.append(f"| {task} | {name}{star}: {' '.join(e['architecture'])} | "
-                         f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f} ({a['n']}) | {gain} | "
+                         f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f} ({a['n']}) | {_gain(g)} | "
                          f"{100 * v['mean']:.2f} |")
         vo = s["val_oracle"]
         if not vo["picks"]:  # no seed fine-tuned every architecture
             continue
         picks = ", ".join(f"{p['run']} {100 * p['test_accuracy']:.2f}" for p in vo["picks"])
-        g = vo["gain"]
-        gain = f"{100 * g['mean']:+.2f} +- {100 * g['std']:.2f}" if g else "- (no base run)"
         lines.append(f"| {task} | validation oracle ({picks}) | "
                      f"{100 * statistics.mean(p['test_accuracy'] for p in vo['picks']):.2f} | "
-                     f"{gain} | - |")
+                     f"{_gain(vo['gain'])} | - |")
     return "\n".join(lines) + "\n"
 
 
