@@ -21,19 +21,34 @@ base's kernels at the smallest expansion; both at their smallest) and uniformly 
 Rows are appended to `rows.jsonl` as they finish; a rerun skips them (resumable). `--only base
 kmin --seeds 3 4 5` adds seeds for chosen architectures; the validation oracle then keeps to the
 seeds that fine-tuned every architecture.
+
+`--depth d+1 d+1z d-1` adds rows whose depth differs from the base's, outside the space (which
+searches kernel and expansion only): `d+N` appends N copies of the last block of the scope's
+deepest stage that has more than one block (seed 003 eq. 1: a new layer copies the last one),
+`d+Nz` the same with each copy's last BatchNorm zeroed, so the net starts as exactly the base
+(a residual block that adds zero), and `d-N` drops that stage's last N blocks (residual, so the
+rest still stacks). These are a probe of what a depth search could gain: their model
+directories are not loadable with `archft`, whose architecture files know no depth.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import re
 import statistics
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 from quality import Bench, _indices, _stats, finetune_argument, load_task, task_arguments
+from torch import nn
 
+import archft.finetune.finetune as stage2
 from archft.core.rng import generator
-from archft.space import SearchSpace, parse_candidate
+from archft.models import get_submodule_parent
+from archft.space import SCOPE_STAGES, SearchSpace, parse_candidate
 
 
 def _pick(space: SearchSpace, kernel, expansion) -> list[int]:
@@ -78,6 +93,54 @@ def named(space: SearchSpace, specs: list[str]) -> dict[str, list[int]]:
             raise SystemExit(f"--arch {name}: {bad[0]!r} is not a candidate of this space")
         archs[name] = _indices(space, choices)
     return archs
+
+
+def depth_change(space: SearchSpace, name: str) -> Callable[[nn.Module], nn.Module]:
+    """The in-place change of a built subnet that `--depth NAME` names (module docstring)."""
+    m = re.fullmatch(r"d([+-])([1-9])(z?)", name)
+    if m is None:
+        raise SystemExit(f"--depth: expected d+N, d+Nz or d-N, got {name!r}")
+    grow, n, zero = m.group(1) == "+", int(m.group(2)), m.group(3) == "z"
+    stages = space.spec.stages[-(SCOPE_STAGES[space.scope] or len(space.spec.stages)):]
+    stage = next((st for st in reversed(stages) if len(st) > 1), None)
+    if space.spec.family != "mbconv" or stage is None:
+        raise SystemExit(f"--depth: needs an MBConv base with a stage of two or more blocks in "
+                         f"scope; {space.base} {space.scope} has none")
+    if zero and not grow:
+        raise SystemExit(f"--depth {name}: only added blocks start at zero (d+Nz)")
+    if not grow and n >= len(stage):
+        raise SystemExit(f"--depth {name}: {stage[0]}..{stage[-1]} has {len(stage)} blocks, and "
+                         f"its first (the one that changes the shape) stays")
+
+    def change(net: nn.Module) -> nn.Module:
+        if grow:
+            last = net.get_submodule(stage[-1])
+            copies = [copy.deepcopy(last) for _ in range(n)]
+            for c in copies if zero else ():
+                nn.init.zeros_(c.project.bn.weight)
+                nn.init.zeros_(c.project.bn.bias)
+            parent, attr = get_submodule_parent(net, stage[-1])
+            setattr(parent, attr, nn.Sequential(last, *copies))
+        else:
+            for path in stage[-n:]:
+                parent, attr = get_submodule_parent(net, path)
+                setattr(parent, attr, nn.Identity())
+        return net
+    return change
+
+
+@contextlib.contextmanager
+def built_with(change: Callable[[nn.Module], nn.Module] | None) -> Iterator[None]:
+    """Stage 2 builds its subnets through `change` while the block runs."""
+    if change is None:
+        yield
+        return
+    original = stage2.build_subnet
+    stage2.build_subnet = lambda space, arch: change(original(space, arch))
+    try:
+        yield
+    finally:
+        stage2.build_subnet = original
 
 
 def complete_seeds(rows: list[dict]) -> list[int]:
@@ -149,6 +212,9 @@ def main() -> None:
     p.add_argument("--arch", nargs="+", default=[], metavar="NAME=CHOICES",
                    help="more architectures by name, e.g. pick0=k5_e6,k3_e6,k7_e3,k3_e3,k3_e6 "
                         "(one candidate per decision); --only selects among them too")
+    p.add_argument("--depth", nargs="+", default=[], metavar="NAME",
+                   help="rows with the base's depth changed: d+N, d+Nz, d-N (module docstring); "
+                        "--only selects among them too")
     p.add_argument("--out", default="runs/bench-oracle")
     args = p.parse_args()
     bench = Bench(Path(args.out), args)
@@ -159,6 +225,8 @@ def main() -> None:
         if space.inert_kernels(args.image_size):
             raise SystemExit(f"{task}: inert decisions at {args.image_size} px")
         archs = {**architectures(space, args.random), **named(space, args.arch)}
+        changes = {name: depth_change(space, name) for name in args.depth}
+        archs |= {name: space.base_architecture for name in changes}
         if args.only:
             if unknown := sorted(set(args.only) - set(archs)):
                 raise SystemExit(f"--only: unknown architecture {unknown[0]!r}; choose from "
@@ -166,8 +234,9 @@ def main() -> None:
             archs = {n: a for n, a in archs.items() if n in args.only}
         for seed in args.seeds:
             for name, arch in archs.items():
-                bench.finetune(task, seed, name, space, arch, dataset, data, {},
-                               vanilla=name == "base")
+                with built_with(changes.get(name)):
+                    bench.finetune(task, seed, name, space, arch, dataset, data, {},
+                                   vanilla=name == "base")
         summaries[task] = summarise(bench.rows, task)
     bench.report("oracle", summaries, markdown(summaries))
 
