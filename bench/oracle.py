@@ -49,7 +49,7 @@ from torch import nn
 import archft.finetune.finetune as stage2
 from archft.core.rng import generator
 from archft.models import get_submodule_parent
-from archft.space import SCOPE_STAGES, SearchSpace, parse_candidate
+from archft.space import SearchSpace, parse_candidate, scope_stages
 
 
 def _pick(space: SearchSpace, kernel, expansion) -> list[int]:
@@ -102,8 +102,8 @@ def depth_change(space: SearchSpace, name: str) -> Callable[[nn.Module], nn.Modu
     if m is None:
         raise SystemExit(f"--depth: expected d+N, d+Nz or d-N, got {name!r}")
     grow, n, zero = m.group(1) == "+", int(m.group(2)), m.group(3) == "z"
-    stages = space.spec.stages[-(SCOPE_STAGES[space.scope] or len(space.spec.stages)):]
-    stage = next((st for st in reversed(stages) if len(st) > 1), None)
+    stage = next((st for st in reversed(scope_stages(space.spec, space.scope)) if len(st) > 1),
+                 None)
     if space.spec.family != "mbconv" or stage is None:
         raise SystemExit(f"--depth: needs an MBConv base with a stage of two or more blocks in "
                          f"scope; {space.base} {space.scope} has none")

@@ -15,8 +15,9 @@ from archft.space.space import (
     SpaceConfig,
     candidate_name,
     parse_candidate,
+    scope_stages,
 )
 
 __all__ = ["DEFAULT_EXPANSIONS", "DEFAULT_KERNELS", "REMAP_MODES", "SCOPES", "SCOPE_STAGES",
            "SPACE_FIELDS", "Architecture", "Decision", "SearchSpace", "SpaceConfig",
-           "candidate_name", "parse_candidate"]
+           "candidate_name", "parse_candidate", "scope_stages"]

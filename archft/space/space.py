@@ -70,6 +70,11 @@ class Decision:
     base: int | None = None
 
 
+def scope_stages(spec: BaseSpec, scope: str) -> tuple[tuple[str, ...], ...]:
+    """The stages (block paths, input to output) a scope covers: the last 1 / 2 / 3 / all."""
+    return spec.stages[-(SCOPE_STAGES[scope] or len(spec.stages)):]
+
+
 def _check_sizes(values: Sequence[int], what: str, odd: bool) -> tuple[int, ...]:
     values = tuple(values)
     bad = [v for v in values if not isinstance(v, int) or v < 1 or (odd and v % 2 == 0)]
@@ -138,8 +143,7 @@ class SearchSpace:
             expansions = None
         else:
             expansions = _check_sizes(expansions or DEFAULT_EXPANSIONS, "expansions", odd=False)
-        n = SCOPE_STAGES[scope] or len(spec.stages)
-        blocks = tuple(b for stage in spec.stages[-n:] for b in stage)
+        blocks = tuple(b for stage in scope_stages(spec, scope) for b in stage)
         skeleton = spec.construct()
         rule = _resnet_decisions if spec.family == "resnet" else _mbconv_decisions
         decisions = tuple(d for b in blocks for d in rule(skeleton, b, kernels, expansions))
