@@ -121,6 +121,7 @@ def _cmd_space(args: argparse.Namespace) -> int:
     summary = space.summary()
     if args.image_size:
         summary["inert_kernel_decisions"] = space.inert_kernels(args.image_size)
+    summary["cost"] = space_cost(space, args.image_size or config.data.image_size)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -130,11 +131,26 @@ def _cmd_space(args: argparse.Namespace) -> int:
     for d in summary["decisions"]:
         print(f"  {d['layer']:<{width}}  {' | '.join(d['candidates'])}   (base: {d['base']})")
     print(f"trainable: {', '.join(space.trainable)}")
+    c = summary["cost"]
+    base = (f"base {c['base_madds'] / 1e6:.1f} M MAdds ({c['base_scope_madds'] / 1e6:.1f} M in "
+            f"the scope), {c['base_params'] / 1e6:.2f} M params; " if "base_madds" in c else "")
+    print(f"cost at {c['image_size']} px: {base}the space spans {c['min_madds'] / 1e6:.1f}-"
+          f"{c['max_madds'] / 1e6:.1f} M MAdds")
     for d in summary.get("inert_kernel_decisions", []):
         print(f"note: at {args.image_size} px {d['layer']} sees "
               f"{'x'.join(map(str, d['input']))} maps, so these compute the same function: "
               + "; ".join(" = ".join(g) for g in d["equivalent"]))
     return 0
+
+
+def space_cost(space, image_size: int) -> dict:
+    """The base's MAdds and parameters and the space's MAdds range at `image_size`."""
+    from archft.nas.cost import cost_table
+
+    table = cost_table(space, image_size)
+    base = table.of(space.base_architecture) if space.base_architecture else {}
+    return {"image_size": image_size, **{f"base_{k}": v for k, v in base.items()},
+            **table.bounds()}
 
 
 def _cmd_data(args: argparse.Namespace) -> int:

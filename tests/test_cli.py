@@ -23,6 +23,19 @@ def test_space_text():
     assert r.returncode == 0 and "5 decisions, 1,024 subnets" in r.stdout
 
 
+def test_space_prints_the_cost_of_the_base_and_the_range():
+    r = archft("space", "--base", "efficientnet_lite0", "--scope", "medium", "--image-size", "128")
+    assert r.returncode == 0, r.stderr
+    # archft.models.cost on EfficientNet-Lite0 at 128 px (tests/test_cost.py verifies it).
+    assert ("cost at 128 px: base 125.4 M MAdds (39.4 M in the scope), 3.38 M params; the space "
+            "spans 105.2-127.7 M MAdds") in r.stdout
+    data = json.loads(archft("space", "--base", "resnet18", "--image-size", "224",
+                             "--json").stdout)
+    # torchvision's 1,814,073,344 with a 10-class head instead of 1000: 512 x 990 fewer.
+    assert data["cost"]["base_madds"] == 1814073344 - 512 * 990
+    assert data["cost"]["base_params"] == 11689512 - 513 * 990
+
+
 @pytest.mark.parametrize("args,message", [
     (["space", "--base", "vgg16"], "unknown base 'vgg16'"),
     (["space", "--base", "resnet18", "--scope", "tiny"], "unknown scope 'tiny'"),

@@ -49,7 +49,8 @@ def test_strategy_writes_every_output(tmp_path, digits, space, strategy):
         enabled=False)), out)
     assert {p.name for p in out.iterdir()} == {"architecture.json", "search_history.jsonl",
                                                "action_heatmap.png", "reward_curve.png",
-                                               "summary.json", "supernet.safetensors"}
+                                               "pareto.png", "summary.json",
+                                               "supernet.safetensors"}
     arch = Architecture.load(out / "architecture.json", space)
     assert arch.names == s["architecture"]
     history = _history(out)

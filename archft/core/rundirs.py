@@ -20,6 +20,7 @@ class SearchFiles:
     history: str = "search_history.jsonl"
     heatmap: str = "action_heatmap.png"
     reward_curve: str = "reward_curve.png"
+    pareto: str = "pareto.png"
     supernet: str = "supernet.safetensors"
     checkpoint: str = "checkpoint.pt"  # only while the search is unfinished
 
@@ -73,11 +74,16 @@ RESULTS = ResultFiles()
 # Metrics of a search (summary.json; the search step and artifact metadata; the evaluation).
 SEARCH_METRICS = ("strategy", "num_decisions", "num_subnets", "search_budget", "search_steps",
                   "stopped_early", "early_stop_step", "search_cost_saved",
-                  "supernet_val_accuracy", "search_seconds")
+                  "supernet_val_accuracy", "search_seconds", "madds", "params",
+                  "scope_madds", "base_madds", "madds_vs_base")
+# The cost of an architecture (archft.models.cost, archft.nas.cost): multiply-adds and
+# parameters per image of the whole net, and multiply-adds of the scope's blocks alone.
+COST_METRICS = ("madds", "params", "scope_madds")
 # Metrics of a fine-tuned model (metrics.json; the finetune/vanilla artifacts' metadata).
 # `test_accuracy` is the model's own, in torch; `onnx_test_accuracy` its ONNX export's.
 MODEL_METRICS = ("kind", "base", "scope", "finetune_steps", "lr", "val_accuracy",
-                 "test_accuracy", "trainable_parameters", "parameters", "finetune_seconds")
+                 "test_accuracy", "trainable_parameters", "parameters", "finetune_seconds",
+                 "madds", "params", "scope_madds")
 # The evaluation of an exported model (the evaluate step; copied onto the model version).
 EVALUATION_METRICS = ("test_accuracy", "onnx_test_accuracy", "onnx_top1_agreement",
                       "onnx_max_logit_difference", "onnxruntime_batch1_ms",

@@ -110,3 +110,40 @@ def reward_curve(history: Sequence[dict], path: str | os.PathLike,
     ax.legend(fontsize=8)
     ax.set_title(title)
     _save(fig, path)
+
+
+def pareto_plot(points: Sequence[dict], path: str | os.PathLike, base: dict | None = None,
+                pick: dict | None = None, title: str = "", reward_name: str = "reward") -> None:
+    """Task reward against MAdds of every scored subnet, the Pareto front joined, the base
+    and the pick marked.
+
+    Args:
+        points: rows with "reward", "madds" and "front" (`archft.search.pareto`).
+        path: PNG destination.
+        base: the base architecture's {"madds", and "reward" if it was scored}.
+        pick: the search's pick, the same fields.
+        title: figure title.
+        reward_name: what the reward is, for the axis label.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if points:
+        ms = np.array([p["madds"] for p in points], dtype=float) / 1e6
+        rs = np.array([p["reward"] for p in points], dtype=float)
+        ax.scatter(ms, rs, s=12, color="0.6", label=f"scored subnets ({len(points)})")
+        on = sorted((p["madds"] / 1e6, p["reward"]) for p in points if p.get("front"))
+        if on:
+            ax.plot(*zip(*on), color="C0", lw=1.5, marker="o", ms=4, label="Pareto front")
+    for mark, what, colour, shape in ((base, "base", "C2", "s"), (pick, "pick", "C3", "*")):
+        if mark is None:
+            continue
+        if mark.get("reward") is not None:
+            ax.scatter([mark["madds"] / 1e6], [mark["reward"]], s=140 if shape == "*" else 70,
+                       color=colour, marker=shape, zorder=5, label=what)
+        else:
+            ax.axvline(mark["madds"] / 1e6, color=colour, ls="--", lw=1, label=f"{what} (MAdds)")
+    ax.set_xlabel("multiply-adds (M)")
+    ax.set_ylabel(f"validation {reward_name}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title or "search: reward against cost")
+    _save(fig, path)

@@ -46,6 +46,7 @@ from archft.engine import (
 )
 from archft.engine.plots import accuracy_curve
 from archft.models import load_weights
+from archft.models.cost import count_cost
 from archft.nas import build_subnet, build_supernet
 from archft.space import Architecture
 
@@ -298,6 +299,8 @@ def _metrics(net: nn.Module, arch: Architecture, dataset: Dataset, data: DataCon
              device: torch.device) -> dict:
     """`metrics.json`: the model's metrics (`rundirs.MODEL_METRICS`) and context."""
     space, final = arch.space, curve[-1]
+    cost = count_cost(net, data.image_size)
+    scope_blocks = space.trainable[:len(space.trainable) - len(space.spec.tail)]
     return {
         "format": 1, "kind": "vanilla" if c.vanilla else "two-stage",
         "init": None if c.vanilla else c.init, "base": space.base, "scope": space.scope,
@@ -308,6 +311,7 @@ def _metrics(net: nn.Module, arch: Architecture, dataset: Dataset, data: DataCon
         "dataset_fingerprint": dataset.fingerprint(), "image_size": data.image_size,
         "preprocessing": {**space.spec.preprocessing.to_dict(),
                           "size": [data.image_size, data.image_size]},
+        **cost.to_dict(), "scope_madds": cost.madds_under(scope_blocks),
         "trainable_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "parameters": sum(p.numel() for p in net.parameters()),
         "device": str(device), "threads": torch.get_num_threads(),

@@ -9,6 +9,7 @@ from archft.core.errors import ConfigError
 from archft.engine.evaluator import SCORES
 from archft.engine.features import FeatureCacheConfig
 from archft.search.earlystop import EarlyStopConfig
+from archft.search.objective import CostConfig
 
 STRATEGIES = ("reinforce", "random", "darts")
 FINALS = ("greedy", "best_scored")
@@ -81,6 +82,8 @@ class SearchConfig:
             on a validation batch of `batch_size` images.
         darts_lr: Adam learning rate of the DARTS architecture weights.
         darts_weight_decay: their weight decay.
+        cost: how the objective weighs an architecture's multiply-adds
+            (`archft.search.objective`; weight 0: accuracy only).
         early_stop: early-stopping criterion.
         features: training on cached frozen-prefix features (`archft.engine.features`).
         checkpoint_every: steps between checkpoints.
@@ -117,6 +120,7 @@ class SearchConfig:
     darts_steps: int = 1
     darts_lr: float = 3e-4
     darts_weight_decay: float = 1e-3
+    cost: CostConfig = field(default_factory=CostConfig)
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
     features: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
     checkpoint_every: int = 50
@@ -132,6 +136,9 @@ class SearchConfig:
         if self.reward not in SCORES:
             raise ConfigError(f"unknown reward {self.reward!r}; choose one of "
                               f"{', '.join(SCORES)}")
+        if self.cost.form == "mnas" and self.cost.active and self.reward != "accuracy":
+            raise ConfigError(f"cost form 'mnas' multiplies the reward, so it needs a positive "
+                              f"one (reward: accuracy), not {self.reward!r}; use form: log")
         if self.final not in FINALS:
             raise ConfigError(f"unknown final {self.final!r}; choose one of "
                               f"{', '.join(FINALS)}")
@@ -161,4 +168,4 @@ class SearchConfig:
     def from_dict(cls, data: dict) -> "SearchConfig":
         """Builds a config from plain data (YAML/JSON), refusing unknown fields."""
         return from_plain(cls, data, "search", early_stop=EarlyStopConfig,
-                          features=FeatureCacheConfig)
+                          features=FeatureCacheConfig, cost=CostConfig)

@@ -36,6 +36,7 @@ from archft.core.io import (
     atomic_write_text,
     save_safetensors,
 )
+from archft.core.rng import generator
 from archft.data import DataConfig, Dataset
 from archft.engine import (
     ScopedEvaluator,
@@ -46,10 +47,13 @@ from archft.engine import (
     train_batches,
     transforms,
 )
-from archft.engine.plots import action_heatmap, reward_curve
+from archft.engine.plots import action_heatmap, pareto_plot, reward_curve
 from archft.nas import build_supernet
+from archft.nas.cost import cost_table
 from archft.search.config import SearchConfig
 from archft.search.earlystop import EarlyStopper
+from archft.search.objective import cost_reward
+from archft.search.pareto import pareto_points
 from archft.search.scoring import PrefixSharingScorer
 from archft.search.strategies import STRATEGY_CLASSES, Context, Update, fair_architecture
 from archft.space import Architecture, SearchSpace
@@ -124,10 +128,14 @@ class SearchRun:
                         "x".join(map(str, i["input"])), i["equivalent"][0])
         self.device = resolve_device(config.device)
         self.supernet = to_device(self._supernet(init), self.device)
+        self.costs = cost_table(space, data.image_size)
+        self.base_arch = space.base_architecture
+        self.cost_target = config.cost.target or self.costs.of(
+            self.base_arch or [0] * space.num_decisions)["madds"]
         self._data_paths()
         self.strategy = STRATEGY_CLASSES[config.strategy](Context(
             space, self.supernet, config, self.device, self.val, self.reward,
-            self.best_scored))
+            self.best_scored, self.costs, self.cost_target))
         self.warm = int(config.warmup * config.budget)
         # The first step of the ranking phase (the budget when there is none).
         self.ranking_from = config.budget - int(config.ranking * config.budget)
@@ -137,7 +145,10 @@ class SearchRun:
                                     start=self.ranking_from if config.ranking else 0)
         self.state = _State()
         self.history: list[Update] = []
-        self.ranked: dict[tuple[int, ...], float] = {}  # rewards on the fixed supernet
+        self.ranked: dict[tuple[int, ...], float] = {}  # task rewards on the fixed supernet
+        # Task rewards of subnets scored on validation samples while the supernet trained:
+        # architecture -> [sum, count] (the Pareto view's points where no ranking phase is).
+        self.sampled: dict[tuple[int, ...], list[float]] = {}
         self.sharing = self._prefix_sharing()
 
     def _supernet(self, init: dict[str, torch.Tensor] | None):
@@ -164,7 +175,9 @@ class SearchRun:
                                                      c.bn_recalibration)]
 
     def reward(self, idx: torch.Tensor | None = None) -> float:
-        """The active subnet's reward on validation rows `idx` (all of them if None).
+        """The active subnet's objective on validation rows `idx` (all of them if None): its
+        task reward (`SearchConfig.reward`) with the cost term of `SearchConfig.cost`
+        (`objective.cost_reward`; the task reward itself at weight 0).
 
         In the ranking phase the weights no longer change, so a subnet's reward is a function of
         its architecture: it is taken on the whole validation split, once per architecture, and
@@ -172,13 +185,22 @@ class SearchRun:
         activations of prefixes shared with subnets scored before are reused
         (`PrefixSharingScorer`, the same rewards bit for bit).
         """
+        key = tuple(self.supernet.architecture)
         fixed = self.config.ranking and self.state.step >= self.ranking_from
         if fixed and self.strategy.single_path:
-            key = tuple(self.supernet.architecture)
             if key not in self.ranked:
                 self.ranked[key] = self._score_fixed()
-            return self.ranked[key]
-        return self._score(idx)
+            return self.objective(key, self.ranked[key])
+        task = self._score(idx)
+        total = self.sampled.setdefault(key, [0.0, 0])
+        total[0] += task
+        total[1] += 1
+        return self.objective(key, task)
+
+    def objective(self, arch, task_reward: float) -> float:
+        """`task_reward` of architecture `arch` with the search's cost term."""
+        return cost_reward(task_reward, self.costs.of(arch)["madds"], self.cost_target,
+                           self.config.cost)
 
     def _prefix_sharing(self) -> PrefixSharingScorer | None:
         """The scorer of the fixed supernet's subnets in a ranking phase, where validation and
@@ -204,7 +226,7 @@ class SearchRun:
         equals), or None before the ranking phase has scored one."""
         if not self.ranked:
             return None
-        return list(max(self.ranked, key=self.ranked.__getitem__))
+        return list(max(self.ranked, key=lambda a: self.objective(a, self.ranked[a])))
 
     def _score(self, idx: torch.Tensor | None) -> float:
         c = self.config
@@ -233,6 +255,7 @@ class SearchRun:
         self.stopper.load_state_dict(ckpt["stopper"])
         self.state = _State(**ckpt["state"])
         self.ranked = {tuple(a): r for a, r in ckpt.get("ranked", [])}
+        self.sampled = {tuple(a): list(t) for a, t in ckpt.get("sampled", [])}
         log.info("resuming the search in %s at step %d of %d", self.out, self.state.step,
                  self.config.budget)
         lines = (self.out / rundirs.SEARCH.history).read_text().splitlines()
@@ -245,7 +268,8 @@ class SearchRun:
                     "supernet": self.supernet.state_dict(), "opt": self.opt.state_dict(),
                     "strategy": self.strategy.state_dict(),
                     "stopper": self.stopper.state_dict(),
-                    "ranked": [[list(a), r] for a, r in self.ranked.items()]}, buf)
+                    "ranked": [[list(a), r] for a, r in self.ranked.items()],
+                    "sampled": [[list(a), t] for a, t in self.sampled.items()]}, buf)
         atomic_write_bytes(self.out / CHECKPOINT, buf.getvalue())
 
     # -- the loop -------------------------------------------------------------------------------
@@ -336,7 +360,11 @@ class SearchRun:
         architecture.save(self.out / rundirs.SEARCH.architecture)
         save_safetensors(self.out / rundirs.SEARCH.supernet, self.supernet.state_dict(),
                          {"format": "archft-supernet-1"})
-        summary = self.summary(architecture, self.val.accuracy(self.supernet))
+        self.final_scored = {} if self.ranked else self._final_scores(arch)
+        points = pareto_points(self.space, self.costs, self.ranked or self.final_scored,
+                               self.sampled, self.objective)
+        summary = self.summary(architecture, self.val.accuracy(self.supernet), points)
+        self._pareto_plot(points, arch)
         if self.history:
             rows = [r.to_json() for r in self.history]
             title = f"{self.space.base}/{self.space.scope} {self.config.strategy}"
@@ -349,10 +377,62 @@ class SearchRun:
         (self.out / CHECKPOINT).unlink(missing_ok=True)
         return summary
 
-    def summary(self, architecture: Architecture, val_accuracy: float) -> dict:
+    def _final_scores(self, arch: list[int]) -> dict[tuple[int, ...], float]:
+        """Where the search scored no single subnet (DARTS trains and rates the mixture), the
+        Pareto view's points: the pick, the base and `random_samples` uniform subnets, each on
+        the whole validation split of the final supernet."""
+        if self.sampled:
+            return {}
+        g = generator("cpu", self.config.seed, "pareto")
+        archs = [arch, *([self.base_arch] if self.base_arch else [])] + [
+            [int(torch.randint(len(d.candidates), (1,), generator=g))
+             for d in self.space.decisions] for _ in range(self.config.random_samples)]
+        scores = {}
+        for a in archs:
+            if tuple(a) not in scores:
+                self.supernet.set_architecture(a)
+                scores[tuple(a)] = self._score(None)
+        self.supernet.set_architecture(arch)
+        return scores
+
+    def _scored(self, arch) -> dict:
+        """An architecture's cost and, if it was scored, its task reward (for the plot)."""
+        key = tuple(arch)
+        reward = self.ranked.get(key, self.final_scored.get(key))
+        if reward is None and key in self.sampled and not self.ranked:
+            total, n = self.sampled[key]
+            reward = total / n
+        return {**self.costs.of(key), "reward": reward}
+
+    def _pareto_plot(self, points: list[dict], arch: list[int]) -> None:
+        title = f"{self.space.base}/{self.space.scope} {self.config.strategy}"
+        if self.config.cost.active:
+            title += f", cost weight {self.config.cost.weight:g}"
+        pareto_plot(points, self.out / rundirs.SEARCH.pareto,
+                    self._scored(self.base_arch) if self.base_arch else None,
+                    self._scored(arch), title, self.config.reward)
+
+    def cost_summary(self, arch: list[int], points: list[dict]) -> dict:
+        """The pick's and the base's MAdds and parameters, the space's range, the cost
+        settings and the Pareto view (`rundirs.COST_METRICS` and context)."""
+        pick = self.costs.of(arch)
+        base = self.costs.of(self.base_arch) if self.base_arch else None
+        return {
+            **pick, "image_size": self.data.image_size,
+            **({f"base_{k}": v for k, v in base.items()} if base else {}),
+            "madds_vs_base": round(pick["madds"] / base["madds"], 4) if base else None,
+            "scope_madds_vs_base": (round(pick["scope_madds"] / base["scope_madds"], 4)
+                                    if base and base["scope_madds"] else None),
+            "madds_range": self.costs.bounds(), "cost_target": self.cost_target,
+            "pareto": points, "pareto_front": [p for p in points if p["front"]],
+        }
+
+    def summary(self, architecture: Architecture, val_accuracy: float,
+                points: list[dict]) -> dict:
         """`summary.json`: the search's metrics (`rundirs.SEARCH_METRICS`) and context."""
         c, s, stop, space = self.config, self.state, self.stopper, self.space
         return {
+            **self.cost_summary(list(architecture.choices), points),
             "strategy": c.strategy, "base": space.base, "scope": space.scope,
             "num_decisions": space.num_decisions, "num_subnets": space.num_subnets,
             "search_budget": c.budget, "search_steps": s.step, "warmup_steps": self.warm,
@@ -360,8 +440,10 @@ class SearchRun:
             "ranking_subnets_scored": len(self.ranked),
             "ranking_steps_shared": (round(self.sharing.shared, 4)
                                      if self.sharing is not None else None),
-            "ranking_best": [{"architecture": space.describe(a), "reward": r} for a, r in
-                             sorted(self.ranked.items(), key=lambda x: -x[1])[:10]],
+            "ranking_best": [{"architecture": space.describe(a), "reward": r,
+                              "objective": self.objective(a, r), **self.costs.of(a)}
+                             for a, r in sorted(self.ranked.items(),
+                                                key=lambda x: -self.objective(*x))[:10]],
             "stopped_early": self.stopped, "early_stop_step": stop.fired_at,
             "stop_reason": stop.reason or None,
             "architecture_at_stop": (space.describe(stop.arch_at_stop)
@@ -375,7 +457,7 @@ class SearchRun:
             "device": str(self.device), "threads": torch.get_num_threads(),
             "features": self.batches.info, "architecture": architecture.names,
             "supernet_val_accuracy": val_accuracy, "inert_kernel_decisions": self.inert,
-            "image_size": self.data.image_size, "seed": c.seed, "dataset": self.dataset.name,
+            "seed": c.seed, "dataset": self.dataset.name,
             "dataset_fingerprint": self.dataset.fingerprint(), "config": c.to_dict(),
         }
 
@@ -387,7 +469,8 @@ def run_search(space: SearchSpace, dataset: Dataset, data: DataConfig, config: S
     """Runs the architecture search and writes its outputs to `out`.
 
     Outputs (`rundirs.SEARCH`): `architecture.json`, `search_history.jsonl` (one row per
-    architecture update), `action_heatmap.png`, `reward_curve.png`, `summary.json`,
+    architecture update), `action_heatmap.png`, `reward_curve.png`, `pareto.png` (reward
+    against MAdds of every scored subnet), `summary.json`,
     `supernet.safetensors` (searched weights, for fine-tuning with `--init supernet`), and
     `checkpoint.pt` while the search is unfinished.
 

@@ -9,7 +9,10 @@ updates does, and how the final architecture is picked.
                validation split (Li and Talwalkar); its per-round rewards are only logged.
     darts      first-order DARTS (seed 003, 2.2): the supernet runs the softmax(alpha)-weighted
                sum of every candidate; weights step on train batches, alphas on validation
-               batches; argmax at the end.
+               batches, with the cost term lambda * log_tau(E_alpha[MAdds]) added to their
+               loss when `search.cost.weight` > 0; argmax at the end.
+
+REINFORCE and random search take the cost into the reward instead (`SearchRun.reward`).
 
 Each strategy owns its round (how many updates, on which validation rows), whether the early
 stop applies to it, and its state (controller and baseline, or alphas); each update is a typed
@@ -28,6 +31,7 @@ import torch.nn.functional as F
 from archft.core.rng import derive_seed, generator
 from archft.engine.evaluator import ScopedEvaluator
 from archft.nas import Supernet
+from archft.nas.cost import CostTable
 from archft.search.config import SearchConfig
 from archft.search.controller import (
     Controller,
@@ -35,6 +39,7 @@ from archft.search.controller import (
     reinforce_loss,
     update_baseline,
 )
+from archft.search.objective import cost_loss
 from archft.space import SearchSpace
 
 
@@ -92,6 +97,8 @@ class Context:
             them if None).
         best_scored: the best subnet scored on the fixed supernet so far (None before the
             ranking phase has scored one).
+        costs: every architecture's multiply-adds (`archft.nas.cost`).
+        cost_target: the MAdds the objective's cost term is measured against.
     """
 
     space: SearchSpace
@@ -101,6 +108,8 @@ class Context:
     val: ScopedEvaluator
     reward: Callable[[torch.Tensor | None], float]
     best_scored: Callable[[], list[int] | None]
+    costs: CostTable
+    cost_target: float
 
 
 class Strategy:
@@ -283,6 +292,11 @@ class Darts(Strategy):
         y = val.labels[rows]
         logits = val.logits(supernet, rows)
         loss = F.cross_entropy(logits.float(), y)
+        cost = self.config.cost
+        if cost.active:  # seed 003: + lambda * log_tau(E_alpha[MAdds]) (over the base's)
+            probs = [a.softmax(0) for a in self.alphas]
+            loss = loss + cost_loss(self.ctx.costs.expected_madds(probs), self.ctx.cost_target,
+                                    cost).float()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
