@@ -12,8 +12,10 @@ from steps.evaluate import evaluate
 from steps.export_onnx import export_onnx
 from steps.finetune import finetune as finetune_step
 from steps.ingest import data_version, ingest
+from steps.model_card import model_card
 from steps.promote import promote
 from steps.search import search as search_step
+from steps.select_model import select_model
 from steps.validate import validate
 from steps.vanilla_baseline import vanilla_baseline
 
@@ -28,8 +30,9 @@ CACHE_POLICY = CachePolicy(cache_func=code_version)
 @pipeline(name="architectural_finetuning", model=MODEL, cache_policy=CACHE_POLICY)
 def architectural_finetuning(data: dict, space: dict, search: dict, finetune: dict,
                              validation: dict | None = None, vanilla: bool = True) -> None:
-    """ingest -> validate -> build_supernet -> search -> finetune -> export_onnx -> evaluate ->
-    promote, with the vanilla baseline beside search and finetune.
+    """ingest -> validate -> build_supernet -> search -> finetune -> select_model ->
+    export_onnx -> evaluate -> model_card, promote, with the vanilla baseline beside search and finetune;
+    `select_model` ships the better of the two on validation (a tie: the cheaper).
 
     The arguments are the sections of an `archft.runconfig.RunConfig` (a run configuration's
     `parameters`), checked here as a whole; each step gets its section in full.
@@ -46,7 +49,12 @@ def architectural_finetuning(data: dict, space: dict, search: dict, finetune: di
     model = finetune_step(search_result=result, dataset=dataset, finetune=config["finetune"])
     baseline = (vanilla_baseline(supernet_init=supernet_init, dataset=dataset,
                                  finetune=config["finetune"]) if config["vanilla"] else None)
-    onnx_model = export_onnx(model=model, dataset=dataset)
-    evaluation = evaluate(onnx_model=onnx_model, model=model, search_result=result,
-                          dataset=dataset, vanilla_model=baseline)
+    # Never worse than its own baseline: the better on validation ships (a tie: the cheaper).
+    shipped, selection = (select_model(model=model, vanilla_model=baseline)
+                          if baseline is not None else (model, None))
+    onnx_model = export_onnx(model=shipped, dataset=dataset)
+    evaluation = evaluate(onnx_model=onnx_model, shipped_model=shipped, search_result=result,
+                          dataset=dataset, model=model, vanilla_model=baseline,
+                          selection=selection)
+    model_card(evaluation=evaluation, search_result=result, supernet_init=supernet_init)
     promote(evaluation=evaluation)

@@ -8,6 +8,7 @@ The fixture's runs share one store and go in order (about four minutes on two co
     3 steps      a worse fine-tune (its rate chosen from two on validation): staging
     60 steps     a better fine-tune: production, the previous production version archived
     no vanilla   the baseline left out by config: evaluate reruns without it
+    vanilla wins a wrecked supernet (search lr 20) as stage 2's start: vanilla ships
 The tests after it add runs to the same store (about two minutes more):
     no vanilla from a checkout with archft changed: every step reruns
     corrupt / leaked image folders: fail at validate, naming the expectation; nothing promoted
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
 NO_VANILLA = {**SMOKE, "parameters": {**SMOKE["parameters"], "vanilla": False}}
 STEPS = ("ingest", "validate", "build_supernet", "search", "vanilla_baseline", "finetune",
-         "export_onnx", "evaluate", "promote")
+         "select_model", "export_onnx", "evaluate", "model_card", "promote")
 
 
 class Pipeline:
@@ -97,7 +98,8 @@ def runs(tmp_path_factory):
                          ("budget", variant(search__budget=16)),
                          ("worse", variant(finetune__steps=3, finetune__lr=[0.05, 0.2])),
                          ("better", variant(finetune__steps=60)),
-                         ("no_vanilla", NO_VANILLA)]:
+                         ("no_vanilla", NO_VANILLA),
+                         ("vanilla_wins", variant(search__lr=20.0, finetune__init="supernet"))]:
         proc = p.run(config)
         assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
         out[name] = {"stdout": proc.stdout, "statuses": p.statuses(), "stages": p.stages(),
@@ -116,7 +118,8 @@ def test_smoke_pipeline_runs_every_step_and_reports(runs):
     results = p.tmp / "results1"
     for f in ("search/architecture.json", "search/action_heatmap.png", "search/reward_curve.png",
               "model/weights.safetensors", "model/accuracy_curve.png", "onnx/model.onnx",
-              "vanilla/metrics.json", "evaluation.json", "validation_report.html"):
+              "vanilla/metrics.json", "evaluation.json", "validation_report.html",
+              "model_card.html", "search/pareto.png"):
         assert (results / f).is_file(), f
     run = fresh["run"]
     # Key numbers are metadata; plots are visualisations of the artifacts.
@@ -145,10 +148,54 @@ def test_smoke_pipeline_runs_every_step_and_reports(runs):
     assert version.run_metadata["num_subnets"] == 6
 
 
+def test_the_shipped_model_is_chosen_on_validation_with_its_cost(runs):
+    p, out = runs
+    fresh = out["fresh"]["run"].steps
+    e = fresh["evaluate"].outputs["evaluation"][0].load()
+    selection = fresh["select_model"].outputs["selection"][0].load()
+    assert e["shipped"] == selection["chosen"] and e["shipped_reason"] == selection["reason"]
+    chosen = "two_stage" if e["shipped"] == "two-stage" else "vanilla"
+    assert e["val_accuracy"] == e[f"{chosen}_val_accuracy"]
+    assert (e["madds"], e["params"]) == (e[f"{chosen}_madds"], e[f"{chosen}_params"])
+    # Both models' cost, counted on the nets (archft.models.cost): the searched block of
+    # digits' small scope (blocks.15 on 1x1 maps) against the base's k3_e6.
+    assert (e["vanilla_madds"], e["vanilla_params"]) == (7847648, 3383818)
+    assert e["two_stage_onnxruntime_batch1_ms"] > 0 and e["vanilla_onnxruntime_batch1_ms"] > 0
+    stdout = out["fresh"]["stdout"]
+    assert re.search(r"two-stage +\d+\.\d\d% test \(val \d+\.\d\d%\), \d+\.\d M MAdds, "
+                     r"\d\.\d\d M params", stdout)
+    assert f"shipped        {e['shipped']} (" in stdout and e["shipped_reason"] in stdout
+    version = p.client().get_model_version("archft-classifier", out["fresh"]["promotion"][
+        "version"])
+    for key in ("shipped", "shipped_reason", "madds", "params", "vanilla_madds",
+                "two_stage_madds", "vanilla_test_accuracy", "two_stage_test_accuracy"):
+        assert version.run_metadata[key] == e[key], key
+    card = str(fresh["model_card"].outputs["model_card"][0].load())
+    assert f"Shipped: {e['shipped']}" in card and "data:image/png;base64," in card
+    assert e["dataset_fingerprint"] in card
+
+
+def test_a_run_whose_vanilla_wins_on_validation_ships_vanilla(runs):
+    p, out = runs
+    run = out["vanilla_wins"]["run"]
+    e = run.steps["evaluate"].outputs["evaluation"][0].load()
+    assert e["shipped"] == "vanilla"
+    assert e["two_stage_val_accuracy"] < e["vanilla_val_accuracy"]
+    assert "vanilla is better on validation" in e["shipped_reason"]
+    assert e["shipped_val_ci95"][1] < 0  # the two-stage model's deficit is outside the noise
+    # What is exported, evaluated and promoted is vanilla: its accuracy, its cost.
+    assert e["test_accuracy"] == e["vanilla_test_accuracy"]
+    assert e["madds"] == e["vanilla_madds"] and e["shipped_architecture"] == "k3_e6"
+    assert "shipped        vanilla (" in out["vanilla_wins"]["stdout"]
+    assert out["vanilla_wins"]["promotion"]["onnx_test_accuracy"] == e["onnx_test_accuracy"]
+    card = str(run.steps["model_card"].outputs["model_card"][0].load())
+    assert "Shipped: vanilla" in card and "vanilla is better on validation" in card
+
+
 def test_unchanged_rerun_is_fully_cached_but_promote(runs):
     _, out = runs
     assert out["again"]["statuses"] == {**{s: "cached" for s in STEPS}, "promote": "completed"}
-    assert "8 from the cache" in out["again"]["stdout"]
+    assert "10 from the cache" in out["again"]["stdout"]
 
 
 def test_budget_change_reruns_search_and_its_successors_only(runs):
@@ -157,7 +204,7 @@ def test_budget_change_reruns_search_and_its_successors_only(runs):
     assert {s for s, v in statuses.items() if v == "cached"} == {
         "ingest", "validate", "build_supernet", "vanilla_baseline"}
     assert {s for s, v in statuses.items() if v == "completed"} == {
-        "search", "finetune", "export_onnx", "evaluate", "promote"}
+        "search", "finetune", "select_model", "export_onnx", "evaluate", "model_card", "promote"}
 
 
 def test_a_change_in_the_code_steps_call_reruns_them(runs, tmp_path):
@@ -177,7 +224,8 @@ def test_a_change_in_the_code_steps_call_reruns_them(runs, tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     statuses = p.statuses()
-    assert statuses == {s: "completed" for s in STEPS if s != "vanilla_baseline"}
+    assert statuses == {s: "completed" for s in STEPS
+                        if s not in ("vanilla_baseline", "select_model")}
     assert out["no_vanilla"]["run"].steps["search"].config.cache_policy.cache_func is not None
 
 
@@ -217,10 +265,11 @@ def test_a_list_of_learning_rates_is_chosen_from_on_validation_for_both_models(r
 def test_vanilla_baseline_is_optional(runs):
     _, out = runs
     statuses = out["no_vanilla"]["statuses"]
-    assert "vanilla_baseline" not in statuses
-    assert {s for s, v in statuses.items() if v == "completed"} == {"evaluate", "promote"}
+    assert "vanilla_baseline" not in statuses and "select_model" not in statuses
+    assert {s for s, v in statuses.items() if v == "completed"} == {"evaluate", "model_card",
+                                                                    "promote"}
     evaluation = out["no_vanilla"]["run"].steps["evaluate"].outputs["evaluation"][0].load()
-    assert "vanilla_test_accuracy" not in evaluation
+    assert "vanilla_test_accuracy" not in evaluation and evaluation["shipped"] == "two-stage"
     assert evaluation["onnx_test_accuracy"] == out["fresh"]["promotion"]["onnx_test_accuracy"]
     assert "vanilla baseline" not in out["no_vanilla"]["stdout"]
 

@@ -61,6 +61,7 @@ class ResultFiles:
     evaluation: str = "evaluation.json"
     promotion: str = "promotion.json"
     validation_report: str = "validation_report.html"
+    model_card: str = "model_card.html"
     compare_json: str = "compare.json"
     compare_md: str = "compare.md"
 
@@ -85,7 +86,13 @@ MODEL_METRICS = ("kind", "base", "scope", "finetune_steps", "lr", "val_accuracy"
                  "test_accuracy", "trainable_parameters", "parameters", "finetune_seconds",
                  "madds", "params", "scope_madds")
 # The evaluation of an exported model (the evaluate step; copied onto the model version).
-EVALUATION_METRICS = ("test_accuracy", "onnx_test_accuracy", "onnx_top1_agreement",
+EVALUATION_METRICS = ("shipped", "shipped_reason", "shipped_architecture", "madds", "params",
+                      "scope_madds", "two_stage_val_accuracy", "two_stage_test_accuracy",
+                      "two_stage_madds", "two_stage_params", "two_stage_scope_madds",
+                      "two_stage_onnxruntime_batch1_ms", "vanilla_val_accuracy",
+                      "vanilla_madds", "vanilla_params", "vanilla_scope_madds",
+                      "vanilla_onnxruntime_batch1_ms", "search_cost_weight",
+                      "test_accuracy", "onnx_test_accuracy", "onnx_top1_agreement",
                       "onnx_max_logit_difference", "onnxruntime_batch1_ms",
                       "onnxruntime_batch64_ms",
                       "val_accuracy", "finetune_lr", "architecture", "base", "scope", "strategy",

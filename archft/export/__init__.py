@@ -11,6 +11,7 @@ from archft.export.compare import (
 )
 from archft.export.onnx import (
     OPSET,
+    batch1_latency,
     evaluate_onnx,
     export_model,
     export_onnx,
@@ -18,7 +19,8 @@ from archft.export.onnx import (
     read_preprocessing,
     run_export,
 )
+from archft.export.select import choose_model
 
-__all__ = ["OPSET", "compare", "evaluate_onnx", "export_model", "export_onnx",
+__all__ = ["OPSET", "batch1_latency", "choose_model", "compare", "evaluate_onnx", "export_model", "export_onnx",
            "paired_summary", "paired_test", "preprocess", "read_preprocessing", "render",
            "run_export", "steps_to_reach", "write"]

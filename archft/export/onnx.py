@@ -188,6 +188,38 @@ def evaluate_onnx(path: str | Path, model_dir: str | Path, dataset: Dataset,
     }
 
 
+def batch1_latency(paths: dict[str, str | Path], repeats: int = 50) -> dict[str, float]:
+    """onnxruntime batch-1 latency (median ms) of several ONNX files, measured side by side in
+    one process: the runs alternate between the files, so that a slower moment of the machine
+    falls on all of them alike.
+
+    Args:
+        paths: name -> `.onnx` file exported by `export_model`.
+        repeats: runs of each file after one warm-up run each.
+
+    Returns:
+        name -> median milliseconds.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    runs = {}
+    for name, path in paths.items():
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        pre, _ = read_preprocessing(session)
+        x = np.zeros((1, 3, *pre["size"]), dtype=np.float32)
+        runs[name] = (session, {session.get_inputs()[0].name: x})
+        session.run(None, runs[name][1])
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(repeats):
+        for name, (session, feed) in runs.items():
+            t = time.perf_counter()
+            session.run(None, feed)
+            times[name].append(time.perf_counter() - t)
+    return {name: round(1000 * float(np.median(ts)), 3) for name, ts in times.items()}
+
+
 def run_export(model_dir: str | Path, dataset: Dataset, data: DataConfig, out: str | Path,
                latency_repeats: int = 20) -> dict:
     """Exports a model directory to `out/model.onnx` and evaluates it with onnxruntime; the

@@ -245,7 +245,8 @@ def run_finetune(arch: Architecture, dataset: Dataset, data: DataConfig, config:
     wall = sum(p["seconds"] for p in sweep)
     metrics = _metrics(net, arch, dataset, data, c, curve, wall, batches.info, device)
     metrics |= {"lr": lr, "lr_sweep": sweep if sweeping else None,
-                "test_correct": evals["test"].correct(net) if "test" in evals else None}
+                "test_correct": evals["test"].correct(net) if "test" in evals else None,
+                "val_correct": evals["val"].correct(net)}
     _write(out, net, arch, metrics)
     return metrics
 
