@@ -28,7 +28,7 @@ DATA_FLAGS = {"dataset": "data.source", "image_size": "data.image_size",
               "patch_side": "data.patch_side"}
 SPACE_FLAGS = {"base": "space.base", "weights": "space.weights", "scope": "space.scope",
                "kernels": "space.kernels", "expansions": "space.expansions",
-               "remap": "space.remap"}
+               "remap": "space.remap", "depth": "space.depth"}
 RUN_FLAGS = {"seed": "{run}.seed", "device": "{run}.device", "amp": "{run}.amp",
              "feature_cache": "{run}.features.cache", "feature_views": "{run}.features.views",
              "progress": "{run}.progress", "batch_size": "{run}.batch_size", "lr": "{run}.lr"}
@@ -79,6 +79,12 @@ def _ints(text: str) -> tuple[int, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}") from None
+
+
+def _signed_ints(text: str) -> tuple[int, ...]:
+    """`--depth -1,0,1` (argparse would read a leading minus as an option: pass `--depth=-1,0,1`
+    or `--depth " -1,0,1"`; both work)."""
+    return _ints(text.strip())
 
 
 def _default(field: str) -> Any:
@@ -324,6 +330,9 @@ def _add_space_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernels", type=_ints, help="candidate kernels, e.g. 3,5")
     p.add_argument("--expansions", type=_ints, help="MBConv candidate expansions, e.g. 3,6")
     p.add_argument("--remap", help="center (function-preserving) or random")
+    p.add_argument("--depth", type=_signed_ints,
+                   help="depth offsets per scoped stage of an MBConv base, e.g. -1,0,1: its last "
+                        "block may be skipped and one new block (started as the identity) added")
 
 
 def _add_run_args(p: argparse.ArgumentParser, run: str) -> None:

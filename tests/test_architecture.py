@@ -15,7 +15,8 @@ def test_round_trip(tmp_path, space):
     arch = Architecture.of(space, [1, 1, 1, 0, 0, 0, 0, 1])  # the paper's Fig. 4a result
     path = arch.save(tmp_path / "run" / "architecture.json")
     data = json.loads(path.read_text())
-    assert data["format"] == 1 and data["base"] == "resnet18" and data["num_classes"] == 10
+    assert data["format"] == 2 and data["base"] == "resnet18" and data["num_classes"] == 10
+    assert data["depth"] == [0]
     assert data["decisions"][0] == {"layer": "layer3.0.conv1", "candidates": ["k3", "k5"],
                                     "choice": "k5"}
     loaded = Architecture.load(path, space)
@@ -46,7 +47,10 @@ def _edit(tmp_path, space, change):
     (lambda d: d["decisions"][2].update(choice="k7"), "layer3.1.conv1: unknown choice 'k7'"),
     (lambda d: d["decisions"][0].update(layer="layer1.0.conv1"), "expected 'layer3.0.conv1'"),
     (lambda d: d["decisions"][0].update(candidates=["k3", "k7"]), "candidates"),
-    (lambda d: d.update(format=2), "format 2 is not supported"),
+    (lambda d: d.update(format=3), "format 3 is not supported"),
+    (lambda d: d.update(format=1), "format 1 has no depth field"),
+    (lambda d: d.update(depth=[0, 2]), "depth must be a run of integers"),
+    (lambda d: d.update(depth=[-1, 0]), "depth decisions are for MBConv bases"),
     (lambda d: d.pop("scope"), "missing field 'scope'"),
     (lambda d: d.update(num_classes="10"), "'num_classes' should be a int"),
     (lambda d: d.update(scope="huge"), "unknown scope"),
@@ -68,3 +72,23 @@ def test_rejects_unreadable_files(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(ArchitectureError, match="not a JSON object"):
         Architecture.load(bad)
+
+
+def test_reads_format_1_written_before_depth(tmp_path, space):
+    data = Architecture.of(space, [1, 1, 1, 0, 0, 0, 0, 1]).to_dict()
+    data["format"] = 1
+    del data["depth"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    loaded = Architecture.load(path, space)
+    assert loaded.space.depth == (0,) and loaded.names == ["k5"] * 3 + ["k3"] * 4 + ["k5"]
+
+
+def test_depth_round_trip(tmp_path):
+    space = SearchSpace.from_base("efficientnet_lite0", "medium", weights="none", depth=[-1, 0, 1])
+    choices = list(space.base_architecture)
+    choices[3], choices[4] = 6, 2  # blocks.14 skipped, a new k3_e6 block after it
+    loaded = Architecture.load(Architecture.of(space, choices).save(tmp_path / "a.json"))
+    assert loaded.space == space and loaded.space.depth == (-1, 0, 1)
+    assert [d.layer for d in loaded.space.decisions][3:5] == ["blocks.14", "blocks.14+1"]
+    assert loaded.names[3:5] == ["skip", "k3_e6"]

@@ -48,10 +48,12 @@ def test_lite0_matches_its_paper_and_every_layout_of_the_base_counts_the_same():
         assert count_cost(net, 128).to_dict() == plain.to_dict()
 
 
-@pytest.mark.parametrize("base,scope", [("efficientnet_lite0", "medium"), ("resnet18", "medium"),
-                                        ("mobilenet_v2", "small")])
-def test_cost_table_equals_counting_each_materialised_subnet(base, scope):
-    space = SearchSpace.from_base(base, scope, weights="none")
+@pytest.mark.parametrize("base,scope,depth", [
+    ("efficientnet_lite0", "medium", None), ("resnet18", "medium", None),
+    ("mobilenet_v2", "small", None), ("efficientnet_lite0", "medium", (-1, 0, 1)),
+    ("mobilenet_v2", "medium", (-1, 0, 1))])
+def test_cost_table_equals_counting_each_materialised_subnet(base, scope, depth):
+    space = SearchSpace.from_base(base, scope, weights="none", depth=depth)
     table = cost_table(space, 96)
     rng = random.Random(0)
     archs = [space.base_architecture] + [[rng.randrange(len(d.candidates))

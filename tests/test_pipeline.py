@@ -114,7 +114,7 @@ def test_smoke_pipeline_runs_every_step_and_reports(runs):
     p, out = runs
     fresh = out["fresh"]
     assert fresh["statuses"] == {s: "completed" for s in STEPS}
-    assert "test accuracy" in fresh["stdout"] and "zenml login --local" in fresh["stdout"]
+    assert "% test (val " in fresh["stdout"] and "zenml login --local" in fresh["stdout"]
     results = p.tmp / "results1"
     for f in ("search/architecture.json", "search/action_heatmap.png", "search/reward_curve.png",
               "model/weights.safetensors", "model/accuracy_curve.png", "onnx/model.onnx",

@@ -224,3 +224,78 @@ def test_materialized_subnet_exports_to_onnx(spaces, tmp_path, base):
     got = sess.run(None, {"input": x5.numpy()})[0]
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(got), sub(x5), rtol=1e-4, atol=1e-4)
+
+
+DEPTH = (-1, 0, 1)
+
+
+def _close(a, b, rel=1e-4):
+    """Equal up to rounding, relative to the outputs' scale (MobileNetV2's seeded init gives
+    logits of about 1e-9)."""
+    return bool((a - b).abs().max() <= rel * b.abs().max())
+
+
+@pytest.mark.parametrize("base", ["efficientnet_lite0", "mobilenet_v2"])
+def test_depth_decisions_skip_and_add_blocks_preserving_the_function(base):
+    space = SearchSpace.from_base(base, "medium", weights=_weights(base), num_classes=10,
+                                  depth=DEPTH)
+    stages = {"efficientnet_lite0": ("blocks.14", "blocks.15"),
+              "mobilenet_v2": ("features.16", "features.17")}[base]
+    last, single = stages  # the scope's two stages: the second has one block
+    layers = {d.layer: d for d in space.decisions}
+    assert layers[last].candidates[-1] == "skip" and "skip" not in layers[single].candidates
+    new = layers[f"{last}+1"]
+    assert new.source == last and new.candidates[new.base] == "skip"
+    assert f"{single}+1" not in layers  # a one-block stage changes its shape: no new position
+    assert f"{last}+1" in space.trainable and f"{last}+1" in space.spec.steps
+    x = torch.randn(2, 3, 64, 64)
+    supernet, base_net = build_supernet(space), build_scoped_base(space)
+    with torch.no_grad():
+        reference = base_net(x)
+        # The base's choices (the new block skipped): MobileNetV2's blocks become MBConv, the
+        # same function up to rounding.
+        assert _close(supernet(x), reference)
+        t = list(space.decisions).index(new)
+        for i in range(1, len(new.candidates)):  # every new block starts as the identity
+            arch = list(space.base_architecture)
+            arch[t] = i
+            supernet.set_architecture(arch)
+            assert _close(supernet(x), reference)
+        # ... and copies the stage's last block (eq. 1): the same expansion and depthwise weights
+        arch[t] = new.candidates.index(layers[last].candidates[layers[last].base])
+        supernet.set_architecture(arch)
+        copy_ = supernet.net.get_submodule(new.layer).candidates[arch[t]]
+        own = supernet.net.get_submodule(last).candidates[layers[last].base]
+        assert torch.equal(copy_.expand.conv.weight, own.expand.conv.weight)
+        assert torch.equal(copy_.dw.conv.weight, own.dw.conv.weight)
+        assert not copy_.project.bn.weight.any() and not copy_.project.bn.bias.any()
+        # Skipping the stage's last block changes the function; materialised == supernet ==
+        # the subnet built from the base.
+        arch[list(space.decisions).index(layers[last])] = len(layers[last].candidates) - 1
+        supernet.set_architecture(arch)
+        out = supernet(x)
+        assert not _close(out, reference, rel=1e-2)
+        assert _close(supernet.materialize(arch)(x), out)
+        assert _close(build_subnet(space, arch)(x), out)
+
+
+def test_a_new_block_learns_from_the_identity():
+    space = SearchSpace.from_base("efficientnet_lite0", "medium", weights="imagenet",
+                                  num_classes=10, depth=(0, 1))
+    t = [d.layer for d in space.decisions].index("blocks.14+1")
+    arch = list(space.base_architecture)
+    arch[t] = 1
+    net = build_subnet(space, arch).train()
+    loss = net(torch.randn(4, 3, 64, 64)).square().mean()
+    loss.backward()
+    block = net.get_submodule("blocks.14+1")
+    assert block.project.bn.weight.grad.abs().sum() > 0  # the zero scale gets a gradient
+
+
+def test_depth_is_refused_where_it_does_not_apply():
+    from archft.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="depth decisions are for MBConv bases"):
+        SearchSpace.from_base("resnet18", "small", depth=(-1, 0))
+    with pytest.raises(ConfigError, match="run of integers holding 0"):
+        SearchSpace.from_base("efficientnet_lite0", "small", depth=(1, 2))

@@ -26,7 +26,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from archft.models import build_base, get_submodule_parent
 from archft.models.mbconv import MBConv, mbconv_from_torchvision
 from archft.nas.remap import remap_conv, remap_mbconv
-from archft.space import Decision, SearchSpace, parse_candidate
+from archft.space import SKIP, Decision, SearchSpace, parse_candidate, previous_position
 
 
 def _under(name: str, prefixes: Sequence[str]) -> bool:
@@ -87,8 +87,18 @@ class ChoiceLayer(nn.Module):
 
 
 def _candidate(net: nn.Module, decision: Decision, index: int, mode: str) -> nn.Module:
-    """Builds candidate `index` of `decision` from the pretrained op in `net`."""
-    kernel, expand = parse_candidate(decision.candidates[index])
+    """Builds candidate `index` of `decision` from the pretrained op in `net`.
+
+    "skip" is nn.Identity. A new block position (depth, `decision.source`) copies the stage's
+    last pretrained block (seed 003 eq. 1), remapped to the candidate, and starts as the
+    identity: its projection's BatchNorm scale and shift are zeroed, so the residual block
+    outputs its input (function-preserving, as the kernel remapping is) and learns from there
+    (the scale's gradient is not zero).
+    """
+    name = decision.candidates[index]
+    if name == SKIP:
+        return nn.Identity()
+    kernel, expand = parse_candidate(name)
     # Per-candidate generator: the "random" ablation is reproducible whatever else ran before.
     # (crc32, not hash(): str hashes are salted per process.)
     g = torch.Generator().manual_seed(zlib.crc32(f"{decision.layer}:{index}".encode()))
@@ -97,9 +107,31 @@ def _candidate(net: nn.Module, decision: Decision, index: int, mode: str) -> nn.
         bn = net.get_submodule(decision.norm)
         return nn.Sequential(OrderedDict(conv=remap_conv(conv, kernel, mode, g),
                                          bn=copy.deepcopy(bn)))
-    block = net.get_submodule(decision.layer)
+    block = net.get_submodule(decision.source or decision.layer)
     block = block if isinstance(block, MBConv) else mbconv_from_torchvision(block)
-    return remap_mbconv(block, kernel, expand, mode, g)
+    new = remap_mbconv(block, kernel, expand, mode, g)
+    if decision.source is not None:
+        with torch.no_grad():
+            new.project.bn.weight.zero_()
+            new.project.bn.bias.zero_()
+    return new
+
+
+def insert_after(parent: nn.Module, after: str, name: str, module: nn.Module) -> None:
+    """Adds child `name` to `parent` (a Sequential) right after its child `after`, so that the
+    parent's forward runs it there."""
+    children = list(parent._modules.items())
+    at = [k for k, _ in children].index(after) + 1
+    parent._modules.clear()
+    for key, child in children[:at] + [(name, module)] + children[at:]:
+        parent._modules[key] = child
+
+
+def _new_positions(net: nn.Module, space: SearchSpace) -> None:
+    """Inserts a placeholder at each new block position of `space` (depth decisions)."""
+    for d in space.new_layers:
+        parent, attr = get_submodule_parent(net, d.layer)
+        insert_after(parent, previous_position(d.layer).rpartition(".")[2], attr, nn.Identity())
 
 
 def _install(net: nn.Module, decision: Decision, module: nn.Module) -> None:
@@ -134,8 +166,12 @@ def build_subnet(space: SearchSpace, arch: Sequence[int]) -> nn.Module:
     the scope; the same structure as `Supernet.materialize` gives."""
     arch = space.validate(arch)
     net = build_base(space.base, space.weights, space.num_classes)
-    for d, a in zip(space.decisions, arch):
-        _install(net, d, _candidate(net, d, a, space.remap))
+    _new_positions(net, space)
+    # Every candidate is built from the pretrained net before any is installed: a new block
+    # position copies a block that has a decision of its own.
+    chosen = [_candidate(net, d, a, space.remap) for d, a in zip(space.decisions, arch)]
+    for d, module in zip(space.decisions, chosen):
+        _install(net, d, module)
     return freeze_outside(net, space.trainable).eval()
 
 
@@ -150,9 +186,11 @@ class Supernet(nn.Module):
         super().__init__()
         self.space = space
         net = build_base(space.base, space.weights, space.num_classes)
-        for d in space.decisions:
-            cands = [_candidate(net, d, i, space.remap) for i in range(len(d.candidates))]
-            _install(net, d, ChoiceLayer(cands))
+        _new_positions(net, space)
+        layers = [ChoiceLayer([_candidate(net, d, i, space.remap)
+                               for i in range(len(d.candidates))]) for d in space.decisions]
+        for d, layer in zip(space.decisions, layers):
+            _install(net, d, layer)
         self.net = freeze_outside(net, space.trainable)
         self.choices: tuple[ChoiceLayer, ...] = tuple(
             net.get_submodule(d.layer) for d in space.decisions)

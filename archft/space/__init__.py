@@ -9,15 +9,17 @@ from archft.space.space import (
     REMAP_MODES,
     SCOPE_STAGES,
     SCOPES,
+    SKIP,
     SPACE_FIELDS,
     Decision,
     SearchSpace,
     SpaceConfig,
     candidate_name,
     parse_candidate,
+    previous_position,
     scope_stages,
 )
 
 __all__ = ["DEFAULT_EXPANSIONS", "DEFAULT_KERNELS", "REMAP_MODES", "SCOPES", "SCOPE_STAGES",
-           "SPACE_FIELDS", "Architecture", "Decision", "SearchSpace", "SpaceConfig",
-           "candidate_name", "parse_candidate", "scope_stages"]
+           "SKIP", "SPACE_FIELDS", "Architecture", "Decision", "SearchSpace", "SpaceConfig",
+           "candidate_name", "parse_candidate", "previous_position", "scope_stages"]

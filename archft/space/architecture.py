@@ -1,8 +1,11 @@
 """`architecture.json`: one searched architecture, portable and validated.
 
-    {"format": 1, "base": "resnet18", "scope": "medium", "kernels": [3, 5], "expansions": null,
-     "num_classes": 10, "weights": "imagenet", "remap": "center",
+    {"format": 2, "base": "resnet18", "scope": "medium", "kernels": [3, 5], "expansions": null,
+     "num_classes": 10, "weights": "imagenet", "remap": "center", "depth": [0],
      "decisions": [{"layer": "layer3.0.conv1", "candidates": ["k3", "k5"], "choice": "k5"}, ...]}
+
+Format 2 adds `depth` (depth decisions: "skip" candidates and new block positions such as
+"blocks.14+1"); a format-1 file, written before depth existed, reads as depth [0].
 
 Loading rebuilds the space from the file's own fields and checks every decision against it, so a
 file edited by hand, written for another base, or from an older space fails with the file named.
@@ -20,7 +23,8 @@ from archft.core.errors import ArchftError, ArchitectureError
 from archft.core.io import atomic_write_json
 from archft.space.space import SearchSpace
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 _REQUIRED = {"format": int, "base": str, "scope": str, "kernels": list, "num_classes": int,
              "decisions": list}
 
@@ -68,8 +72,11 @@ class Architecture:
                 raise fail(f"missing field {key!r}")
             if not isinstance(data[key], typ) or isinstance(data[key], bool):
                 raise fail(f"field {key!r} should be a {typ.__name__}")
-        if data["format"] != FORMAT:
-            raise fail(f"format {data['format']} is not supported (this archft reads {FORMAT})")
+        if data["format"] not in READABLE_FORMATS:
+            raise fail(f"format {data['format']} is not supported (this archft reads "
+                       f"{', '.join(map(str, READABLE_FORMATS))})")
+        if data["format"] == 1 and "depth" in data:
+            raise fail("format 1 has no depth field (depth came with format 2)")
         try:
             rebuilt = SearchSpace.from_dict(data)
         except ArchftError as e:

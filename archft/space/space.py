@@ -5,12 +5,25 @@ any kernel of `kernels` (default 3 or 5); every inverted-residual block of an MB
 any (kernel, expansion) of `kernels` x `expansions` (default {3, 5, 7} x {3, 6}; seed 003, 2.2).
 Scope: the last 1 / 2 / 3 / all stages. Everything before the scope stays frozen.
 
+Depth (seed 003, 2.1; FNA's `skip` candidate), MBConv bases only, off by default: with
+`depth = (-m, ..., 0, ..., +n)` each scoped stage's last m blocks (never its first) also get a
+"skip" candidate (nn.Identity: the stage loses that block), and n new block positions follow
+the stage's last block, each with "skip" (the base's choice) and every kernel x expansion
+candidate. A new block copies the stage's last pretrained block (eq. 1, f(i) = min(i, l)),
+remapped to its candidate, and starts as the identity (its projection's BatchNorm scale and
+shift are zero, so the residual block adds nothing until they are trained): function-preserving
+like the kernel remapping (`archft.nas.supernet`). New positions need a stage whose last block
+keeps its shape (stride 1, in = out), so a one-block stage (Lite0's last) gets none. A new
+position is a module inserted into the stage's Sequential after its last block, named
+"<last>+<j>" (blocks.14+1), and the space's `spec` runs it in its forward steps.
+
     ResNet-18  small / medium / large / full:  4 / 8 / 12 / 16 decisions  (Table 1: 2^4 ... 2^16)
     ResNet-50                                  3 / 9 / 13 / 16 decisions  (one 3x3 per bottleneck)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -37,7 +50,9 @@ DEFAULT_EXPANSIONS = (3, 6)
 # (function-preserving) or "random" (the ablation).
 REMAP_MODES = ("center", "random")
 # The fields that define a space (besides its class count): a run configuration's `space`.
-SPACE_FIELDS = ("base", "weights", "scope", "kernels", "expansions", "remap")
+SPACE_FIELDS = ("base", "weights", "scope", "kernels", "expansions", "remap", "depth")
+# The candidate that removes a block (depth decisions): the layer becomes nn.Identity.
+SKIP = "skip"
 
 
 def candidate_name(kernel: int, expand_ratio: int | None = None) -> str:
@@ -46,7 +61,8 @@ def candidate_name(kernel: int, expand_ratio: int | None = None) -> str:
 
 
 def parse_candidate(name: str) -> tuple[int, int | None]:
-    """Inverse of `candidate_name`: "k5_e6" -> (5, 6), "k5" -> (5, None)."""
+    """Inverse of `candidate_name`: "k5_e6" -> (5, 6), "k5" -> (5, None). ("skip" has no
+    kernel: callers check for `SKIP` first.)"""
     parts = name.split("_")
     kernel = int(parts[0][1:])
     return kernel, (int(parts[1][1:]) if len(parts) > 1 else None)
@@ -62,12 +78,15 @@ class Decision:
         norm: ResNet only: module path of the BatchNorm after the conv. Each candidate gets its
             own copy (separate statistics per kernel size), merged into the candidate.
         base: index of the candidate identical to the pretrained op, or None if no candidate is.
+        source: a new block position (depth decision): the pretrained block it copies (eq. 1);
+            None for a layer of the base.
     """
 
     layer: str
     candidates: tuple[str, ...]
     norm: str | None = None
     base: int | None = None
+    source: str | None = None
 
 
 def scope_stages(spec: BaseSpec, scope: str) -> tuple[tuple[str, ...], ...]:
@@ -97,7 +116,10 @@ class SearchSpace:
         num_classes: classifier outputs.
         remap: initialisation of new kernels, "center" (function-preserving) or "random".
         decisions: the mutable layers, input to output.
-        trainable: module paths fine-tuned (scope blocks and the base's tail); all else frozen.
+        trainable: module paths fine-tuned (scope blocks, new block positions and the base's
+            tail); all else frozen.
+        depth: the depth offsets a scoped stage may take, e.g. (-1, 0, 1); (0,): no depth
+            decisions (see the module docstring).
     """
 
     base: str
@@ -109,11 +131,13 @@ class SearchSpace:
     remap: str
     decisions: tuple[Decision, ...] = field(repr=False)
     trainable: tuple[str, ...] = field(repr=False)
+    depth: tuple[int, ...] = (0,)
 
     @classmethod
     def from_base(cls, base: str, scope: str = "small", kernels: Sequence[int] | None = None,
                   expansions: Sequence[int] | None = None, weights: str = "imagenet",
-                  num_classes: int = 10, remap: str = "center") -> "SearchSpace":
+                  num_classes: int = 10, remap: str = "center",
+                  depth: Sequence[int] | None = None) -> "SearchSpace":
         """Applies the mutation rule to the scoped blocks of `base`.
 
         Args:
@@ -124,12 +148,14 @@ class SearchSpace:
             weights: "imagenet", "none" or a state-dict path (see `archft.models.build_base`).
             num_classes: classifier outputs.
             remap: "center" or "random".
+            depth: depth offsets per scoped stage, a run of integers holding 0 such as
+                (-1, 0, 1) (MBConv bases; None or (0,): none).
 
         Returns:
             The space.
 
         Raises:
-            ConfigError: unknown base, scope or remap mode, or bad kernels/expansions.
+            ConfigError: unknown base, scope or remap mode, or bad kernels/expansions/depth.
         """
         spec = get_base(base)
         if scope not in SCOPE_STAGES:
@@ -143,18 +169,38 @@ class SearchSpace:
             expansions = None
         else:
             expansions = _check_sizes(expansions or DEFAULT_EXPANSIONS, "expansions", odd=False)
-        blocks = tuple(b for stage in scope_stages(spec, scope) for b in stage)
+        depth = _check_depth(depth, base, spec.family)
+        stages = scope_stages(spec, scope)
+        blocks = tuple(b for stage in stages for b in stage)
         skeleton = spec.construct()
-        rule = _resnet_decisions if spec.family == "resnet" else _mbconv_decisions
-        decisions = tuple(d for b in blocks for d in rule(skeleton, b, kernels, expansions))
+        if spec.family == "resnet":
+            decisions = tuple(d for b in blocks
+                              for d in _resnet_decisions(skeleton, b, kernels, expansions))
+        else:
+            decisions = tuple(d for stage in stages for d in _mbconv_stage(
+                skeleton, stage, kernels, expansions, depth))
+        new = tuple(d.layer for d in decisions if d.source)
         return cls(base, scope, kernels, expansions, str(weights), num_classes, remap, decisions,
-                   blocks + spec.tail)
+                   blocks + new + spec.tail, depth)
 
     # -- properties -----------------------------------------------------------------------------
 
-    @property
+    @cached_property
     def spec(self) -> BaseSpec:
-        return get_base(self.base)
+        """The base's spec, its forward steps running the new block positions (if any)."""
+        spec = get_base(self.base)
+        new = [d.layer for d in self.decisions if d.source]
+        if not new:
+            return spec
+        steps = list(spec.steps)
+        for layer in new:
+            steps.insert(steps.index(previous_position(layer)) + 1, layer)
+        return dataclasses.replace(spec, steps=tuple(steps))
+
+    @property
+    def new_layers(self) -> tuple[Decision, ...]:
+        """The decisions of new block positions (depth), input to output."""
+        return tuple(d for d in self.decisions if d.source)
 
     @property
     def num_decisions(self) -> int:
@@ -216,8 +262,9 @@ class SearchSpace:
             return hook
 
         skeleton = self.spec.construct().eval()
-        hooks = [skeleton.get_submodule(d.layer).register_forward_hook(recorder(d.layer))
-                 for d in self.decisions]
+        # A new block position reads what the stage's last block (stride 1) reads.
+        hooks = [skeleton.get_submodule(d.source or d.layer).register_forward_hook(
+            recorder(d.layer)) for d in self.decisions]
         with torch.no_grad():
             skeleton(torch.zeros(1, 3, image_size, image_size))
         for h in hooks:
@@ -227,6 +274,8 @@ class SearchSpace:
             reach = 2 * max(sizes[d.layer]) - 1
             groups: dict[tuple, list[str]] = {}
             for c in d.candidates:
+                if c == SKIP:
+                    continue
                 k, e = parse_candidate(c)
                 groups.setdefault((min(k, reach), e), []).append(c)
             same = [g for g in groups.values() if len(g) > 1]
@@ -236,11 +285,12 @@ class SearchSpace:
 
     def to_dict(self) -> dict:
         """The fields that define the space (`from_dict` rebuilds it): base, scope, kernels,
-        expansions, num_classes, weights, remap. `architecture.json` and the pipeline's
+        expansions, num_classes, weights, remap, depth. `architecture.json` and the pipeline's
         `space.json` hold exactly these."""
         return {"base": self.base, "scope": self.scope, "kernels": list(self.kernels),
                 "expansions": list(self.expansions) if self.expansions else None,
-                "num_classes": self.num_classes, "weights": self.weights, "remap": self.remap}
+                "num_classes": self.num_classes, "weights": self.weights, "remap": self.remap,
+                "depth": list(self.depth)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "SearchSpace":
@@ -254,7 +304,8 @@ class SearchSpace:
             raise ConfigError(f"space description lacks {missing[0]!r}")
         return cls.from_base(data["base"], data["scope"], data["kernels"],
                              data.get("expansions"), weights=data.get("weights", "imagenet"),
-                             num_classes=data["num_classes"], remap=data.get("remap", "center"))
+                             num_classes=data["num_classes"], remap=data.get("remap", "center"),
+                             depth=data.get("depth"))
 
     def summary(self) -> dict:
         """A JSON-ready description (`to_dict` and what follows from it), as printed by
@@ -264,7 +315,8 @@ class SearchSpace:
             "num_decisions": self.num_decisions, "num_subnets": self.num_subnets,
             "log2_subnets": round(math.log2(self.num_subnets), 3),
             "decisions": [{"layer": d.layer, "candidates": list(d.candidates),
-                           "base": d.candidates[d.base] if d.base is not None else None}
+                           "base": d.candidates[d.base] if d.base is not None else None,
+                           **({"source": d.source} if d.source else {})}
                           for d in self.decisions],
             "trainable": list(self.trainable),
             "preprocessing": self.spec.preprocessing.to_dict(),
@@ -283,6 +335,7 @@ class SpaceConfig:
         kernels: candidate kernels (None: the family's default).
         expansions: MBConv candidate expansions (None: the default for MBConv bases).
         remap: "center" or "random".
+        depth: depth offsets per scoped stage, e.g. [-1, 0, 1] (None: no depth decisions).
     """
 
     base: str = "efficientnet_lite0"
@@ -291,9 +344,10 @@ class SpaceConfig:
     kernels: tuple[int, ...] | None = None
     expansions: tuple[int, ...] | None = None
     remap: str = "center"
+    depth: tuple[int, ...] | None = None
 
     def __post_init__(self):
-        for name in ("kernels", "expansions"):  # YAML gives lists
+        for name in ("kernels", "expansions", "depth"):  # YAML gives lists
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
@@ -302,7 +356,7 @@ class SpaceConfig:
         """The space over `num_classes` classes (checks every field)."""
         return SearchSpace.from_base(self.base, self.scope, self.kernels, self.expansions,
                                      weights=self.weights, num_classes=num_classes,
-                                     remap=self.remap)
+                                     remap=self.remap, depth=self.depth)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -325,11 +379,49 @@ def _resnet_decisions(skeleton: nn.Module, block: str, kernels, _expansions):
                        f"{block}.{norm}", kernels.index(k0) if k0 in kernels else None)
 
 
-def _mbconv_decisions(skeleton: nn.Module, block: str, kernels, expansions):
+def previous_position(layer: str) -> str:
+    """The block a new position follows: "blocks.14+1" -> "blocks.14", "+2" -> "+1"."""
+    source, _, j = layer.rpartition("+")
+    return source if j == "1" else f"{source}+{int(j) - 1}"
+
+
+def _check_depth(depth: Sequence[int] | None, base: str, family: str) -> tuple[int, ...]:
+    depth = tuple(depth) if depth else (0,)
+    ok = (all(isinstance(d, int) and not isinstance(d, bool) for d in depth)
+          and depth == tuple(range(min(depth), max(depth) + 1)) and 0 in depth)
+    if not ok:
+        raise ConfigError(f"depth must be a run of integers holding 0 such as -1,0,1, got "
+                          f"{','.join(map(str, depth))}")
+    if family == "resnet" and depth != (0,):
+        raise ConfigError(f"depth decisions are for MBConv bases; {base} is a ResNet")
+    return depth
+
+
+def _as_mbconv(skeleton: nn.Module, block: str) -> MBConv:
     mod = skeleton.get_submodule(block)
-    mod = mod if isinstance(mod, MBConv) else mbconv_from_torchvision(mod)
+    return mod if isinstance(mod, MBConv) else mbconv_from_torchvision(mod)
+
+
+def _grid(mod: MBConv, kernels, expansions) -> tuple[str, ...]:
     # A block without an expansion conv (expansion 1) has nothing to remap a width from.
     exps = (1,) if mod.expand_ratio == 1 else expansions
-    cands = tuple(candidate_name(k, e) for k in kernels for e in exps)
-    own = candidate_name(mod.kernel, mod.expand_ratio)
-    yield Decision(block, cands, None, cands.index(own) if own in cands else None)
+    return tuple(candidate_name(k, e) for k in kernels for e in exps)
+
+
+def _mbconv_stage(skeleton: nn.Module, stage: Sequence[str], kernels, expansions,
+                  depth: tuple[int, ...]):
+    """A stage's decisions: one per block (the last -min(depth) after the first may skip),
+    then max(depth) new positions after its last block where that keeps its shape."""
+    fewer, more = -min(depth), max(depth)
+    for i, block in enumerate(stage):
+        mod = _as_mbconv(skeleton, block)
+        cands = _grid(mod, kernels, expansions)
+        if i > 0 and i >= len(stage) - fewer:
+            cands += (SKIP,)
+        own = candidate_name(mod.kernel, mod.expand_ratio)
+        yield Decision(block, cands, None, cands.index(own) if own in cands else None)
+    last = _as_mbconv(skeleton, stage[-1])
+    if more and last.use_residual:
+        cands = (SKIP,) + _grid(last, kernels, expansions)
+        for j in range(1, more + 1):
+            yield Decision(f"{stage[-1]}+{j}", cands, None, 0, source=stage[-1])
