@@ -31,8 +31,9 @@ CACHE_POLICY = CachePolicy(cache_func=code_version)
 def architectural_finetuning(data: dict, space: dict, search: dict, finetune: dict,
                              validation: dict | None = None, vanilla: bool = True) -> None:
     """ingest -> validate -> build_supernet -> search -> finetune -> select_model ->
-    export_onnx -> evaluate -> model_card, promote, with the vanilla baseline beside search and finetune;
-    `select_model` ships the better of the two on validation (a tie: the cheaper).
+    export_onnx -> evaluate -> model_card, promote, with the vanilla baseline beside search
+    and finetune; `select_model` ships the better of the two on validation (a tie: the
+    cheaper).
 
     The arguments are the sections of an `archft.runconfig.RunConfig` (a run configuration's
     `parameters`), checked here as a whole; each step gets its section in full.

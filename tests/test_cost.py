@@ -10,7 +10,6 @@ import torch
 import torchvision
 
 from archft.core.errors import ConfigError
-from archft.data import DataConfig, load_dataset
 from archft.models import build_base
 from archft.models.cost import count_cost
 from archft.nas import build_scoped_base, build_subnet, build_supernet
@@ -20,6 +19,10 @@ from archft.search.earlystop import EarlyStopConfig
 from archft.search.objective import CostConfig, cost_loss, cost_reward
 from archft.search.pareto import front
 from archft.space import SearchSpace
+from tests import test_search
+
+# The same digits data and Lite0 small-scope space as tests/test_search.py (module fixtures).
+DATA, digits, space = test_search.DATA, test_search.digits, test_search.space
 
 
 # torchvision's weights metadata: `_ops` (GMAdds at 224 px) and `num_params`.
@@ -101,20 +104,6 @@ def test_objective_forms():
 def test_bad_cost_options(kw, match):
     with pytest.raises(ConfigError, match=match):
         SearchConfig.from_dict(kw)
-
-
-DATA = DataConfig("digits", image_size=32)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset(DATA)
-
-
-@pytest.fixture(scope="module")
-def space():
-    return SearchSpace.from_base("efficientnet_lite0", "small", weights="imagenet",
-                                 num_classes=10)
 
 
 def _search(tmp_path, name, digits, space, **kw):

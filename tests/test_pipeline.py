@@ -446,6 +446,21 @@ def dashboard(runs):
         subprocess.run(zenml + ["logout", "--local"], env=env, capture_output=True, timeout=120)
 
 
+def _chromium(pw):
+    """Debian's chromium, headless and quiet (no network of its own)."""
+    return pw.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+
+
+def _run_page(browser, url: str, run, height: int = 900):
+    """A page showing `run` in the dashboard at `url`."""
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    page.goto(f"{url}/projects/default/runs/{run.id}", wait_until="networkidle",
+              timeout=120_000)
+    return page
+
+
 def test_dashboard_shows_the_run_and_its_steps(dashboard, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -454,19 +469,42 @@ def test_dashboard_shows_the_run_and_its_steps(dashboard, tmp_path):
     run = out["fresh"]["run"]
     shot = Path(os.environ.get("ARCHFT_DASHBOARD_SCREENSHOT", tmp_path / "dashboard.png"))
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = _chromium(pw)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{url}/projects/default/runs/{run.id}", wait_until="networkidle",
-                      timeout=120_000)
+            page = _run_page(browser, url, run)
             page.get_by_text(run.name).first.wait_for(timeout=60_000)
             assert "/survey" not in page.url and "/login" not in page.url, page.url
             for name in STEPS:  # the DAG draws every step as a node
                 page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
             text = page.inner_text("body")
             assert "architectural_finetuning" in text and "completed" in text
+            page.screenshot(path=str(shot), timeout=120_000, animations="disabled")
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 20_000
+
+
+def test_dashboard_shows_the_model_card(dashboard, tmp_path):
+    """The run's model card, opened the way a person does: the artifact node in the run's DAG,
+    its Visualization tab, Load Preview."""
+    from playwright.sync_api import sync_playwright
+
+    url, out = dashboard
+    run = out["vanilla_wins"]["run"]
+    shot = Path(os.environ.get("ARCHFT_MODEL_CARD_SCREENSHOT", tmp_path / "card.png"))
+    with sync_playwright() as pw:
+        browser = _chromium(pw)
+        try:
+            page = _run_page(browser, url, run, height=1000)
+            nodes = page.get_by_text("model_card", exact=True)
+            nodes.first.wait_for(timeout=60_000)
+            nodes.last.click()  # the step's node comes first, its artifact's after it
+            page.get_by_role("tab", name="Visualization").click()
+            page.get_by_role("button", name="Load Preview").click()
+            page.get_by_text("archft model card").first.wait_for(timeout=60_000)
+            text = page.inner_text("body")
+            assert "Shipped: vanilla" in text and "vanilla is better on validation" in text
+            assert "(shipped)" in text and "MAdds" in text
             page.screenshot(path=str(shot), timeout=120_000, animations="disabled")
         finally:
             browser.close()

@@ -21,6 +21,7 @@ from archft.export.onnx import (
 )
 from archft.export.select import choose_model
 
-__all__ = ["OPSET", "batch1_latency", "choose_model", "compare", "evaluate_onnx", "export_model", "export_onnx",
+__all__ = ["OPSET", "batch1_latency", "choose_model",
+           "compare", "evaluate_onnx", "export_model", "export_onnx",
            "paired_summary", "paired_test", "preprocess", "read_preprocessing", "render",
            "run_export", "steps_to_reach", "write"]
