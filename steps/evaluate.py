@@ -73,7 +73,8 @@ def evaluate(onnx_model: OnnxModel, shipped_model: ModelDir, search_result: Sear
         **{k: report["latency"][k] for k in ("onnxruntime_batch1_ms", "onnxruntime_batch64_ms")},
         "test_images": report["images"], "per_class_accuracy": report["per_class_accuracy"],
         "shipped": kind,
-        "shipped_reason": selection["reason"] if selection else "no vanilla baseline was run",
+        "shipped_reason": (selection["reason"] if selection else
+                           "the only model: this run trained no baseline (vanilla: false)"),
         "shipped_val_ci95": selection["val_ci95"] if selection else None,
         "val_accuracy": shipped["val_accuracy"], **{k: shipped.get(k) for k in COST},
         "shipped_architecture": " ".join(shipped["architecture"]),

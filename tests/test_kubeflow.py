@@ -35,8 +35,11 @@ GPU_STEPS = {"search", "finetune", "vanilla_baseline"}
 UPSTREAM = {"ingest": set(), "validate": {"ingest"}, "build_supernet": {"ingest", "validate"},
             "search": {"build_supernet", "ingest"}, "finetune": {"ingest", "search"},
             "vanilla_baseline": {"build_supernet", "ingest"},
-            "export_onnx": {"finetune", "ingest"},
-            "evaluate": {"export_onnx", "finetune", "ingest", "search", "vanilla_baseline"},
+            "select_model": {"finetune", "vanilla_baseline"},
+            "export_onnx": {"select_model", "ingest"},
+            "evaluate": {"export_onnx", "select_model", "finetune", "ingest", "search",
+                         "vanilla_baseline"},
+            "model_card": {"evaluate", "search", "build_supernet"},
             "promote": {"evaluate"}}
 # Credentials a user's config might carry into the steps' environment: they must reach the
 # pods through the Kubernetes secret, never as text in the YAML.
