@@ -454,6 +454,14 @@ def _chromium(pw):
         "--disable-background-networking", "--disable-component-update", "--disable-sync"])
 
 
+def _frame_text(frame) -> str:
+    """A frame's visible text ("" while it has no body yet)."""
+    try:
+        return frame.inner_text("body", timeout=2_000)
+    except Exception:  # noqa: BLE001 - a frame still loading or detached
+        return ""
+
+
 def _run_page(browser, url: str, run, height: int = 900):
     """A page showing `run` in the dashboard at `url`."""
     page = browser.new_page(viewport={"width": 1400, "height": height})
@@ -505,8 +513,8 @@ def test_dashboard_shows_the_model_card(dashboard, tmp_path):
             deadline = time.monotonic() + 60
             text = ""
             while "archft model card" not in text and time.monotonic() < deadline:
-                page.wait_for_timeout(1000)  # the preview renders the HTML after a fetch
-                text = page.inner_text("body")
+                page.wait_for_timeout(1000)  # the preview renders the HTML in an iframe
+                text = "\n".join(_frame_text(f) for f in page.frames)
             assert "Shipped: vanilla" in text and "vanilla is better on validation" in text
             assert "(shipped)" in text and "MAdds" in text
             page.screenshot(path=str(shot), timeout=120_000, animations="disabled")
